@@ -1,0 +1,86 @@
+"""Building blocks shared by the architectures, so a new one is one file plus one YAML."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class Reshape(nn.Module):
+    """``view`` as a module, so flat and spatial stages can share one ``nn.Sequential``."""
+
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.view(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+def block(
+    layer: nn.Linear | nn.Conv2d | nn.ConvTranspose2d,
+    activation: nn.Module,
+    *,
+    batch_norm: bool = False,
+    dropout: float = 0.0,
+) -> list[nn.Module]:
+    """Layer, optional BatchNorm, activation, optional Dropout: the order every seed uses.
+
+    The BatchNorm flavour and width are read off ``layer`` so callers cannot mismatch them.
+    A flat list (not a nested ``Sequential``) keeps state-dict keys simple when splatted.
+    """
+    parts: list[nn.Module] = [layer]
+    if batch_norm:
+        if isinstance(layer, nn.Linear):
+            parts.append(nn.BatchNorm1d(layer.out_features))
+        else:
+            parts.append(nn.BatchNorm2d(layer.out_channels))
+    parts.append(activation)
+    if dropout:
+        parts.append(nn.Dropout(dropout))
+    return parts
+
+
+def require_labels(labels: Tensor | None, owner: str) -> Tensor:
+    """Fail loudly rather than let a conditional model silently run without its condition."""
+    if labels is None:
+        raise ValueError(f"{owner} is conditional and needs `labels` (a [B] tensor of class ids)")
+    return labels
+
+
+class Generator(nn.Module):
+    """Unconditional generator around ``net``: z [B, latent_dim] -> images in [-1, 1].
+
+    ``labels`` is accepted and ignored so training code calls every generator the same way.
+    """
+
+    num_classes = 0
+
+    def __init__(self, latent_dim: int, image_size: int, net: nn.Module) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.image_size = image_size
+        self.net = net
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    """Unconditional discriminator around ``net``: images -> logits of shape [B].
+
+    Reshaping to exactly ``[B]`` (not ``flatten``) makes a head that emits more than one
+    value per image fail here instead of quietly broadcasting inside the loss.
+    """
+
+    num_classes = 0
+
+    def __init__(self, image_size: int, net: nn.Module) -> None:
+        super().__init__()
+        self.image_size = image_size
+        self.net = net
+
+    def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(images).reshape(images.shape[0])

@@ -1,0 +1,183 @@
+"""Shape, range, size and convention checks for every model YAML and network helper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.nn.utils import parametrize
+
+from gan_lightning.networks.cgan import CGANDiscriminator, CGANGenerator
+from gan_lightning.networks.classifier import MNISTClassifier
+from gan_lightning.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_lightning.networks.init import INITIALIZERS, apply_spectral_norm_, initialize_
+
+MODEL_DIR = Path(__file__).parents[1] / "conf" / "model"
+BATCH = 4
+
+# (generator, discriminator) parameter counts; dcgan/fc/cnn come from the seeds' own code.
+PARAM_COUNTS = {
+    "dcgan": (1_070_657, 661_313),
+    "mlp": (114_800, 110_849),
+    "dcgan7": (1_781_889, 539_777),
+    "fc": (218_128, 100_609),
+    "cnn": (245_633, 21_381),
+    "cgan": (1_103_105, 392_833),
+}
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def load(name: str) -> DictConfig:
+    return OmegaConf.load(MODEL_DIR / f"{name}.yaml")
+
+
+def test_every_yaml_has_expected_counts() -> None:
+    assert sorted(p.stem for p in MODEL_DIR.glob("*.yaml")) == sorted(PARAM_COUNTS)
+
+
+@pytest.fixture(scope="module", params=sorted(PARAM_COUNTS))
+def model(request: pytest.FixtureRequest) -> tuple[DictConfig, nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    cfg = load(request.param)
+    return cfg, instantiate(cfg.generator), instantiate(cfg.discriminator)
+
+
+def test_yaml_keys_and_attributes(model: tuple[DictConfig, nn.Module, nn.Module]) -> None:
+    cfg, gen, disc = model
+    assert {"name", "image_size", "latent_dim", "num_classes", "init"} <= set(cfg)
+    assert cfg.init in INITIALIZERS
+    assert (gen.latent_dim, gen.num_classes, gen.image_size) == (
+        cfg.latent_dim,
+        cfg.num_classes,
+        cfg.image_size,
+    )
+    assert (disc.num_classes, disc.image_size) == (cfg.num_classes, cfg.image_size)
+
+
+def test_parameter_counts(model: tuple[DictConfig, nn.Module, nn.Module]) -> None:
+    cfg, gen, disc = model
+    assert (n_params(gen), n_params(disc)) == PARAM_COUNTS[cfg.name]
+
+
+def test_forward_shapes_and_range(model: tuple[DictConfig, nn.Module, nn.Module]) -> None:
+    cfg, gen, disc = model
+    z = torch.randn(BATCH, cfg.latent_dim)
+    labels = torch.randint(0, max(cfg.num_classes, 1), (BATCH,))
+    with torch.no_grad():
+        images = gen(z, labels)
+        logits = disc(images, labels)
+    size = cfg.image_size
+    assert images.shape == (BATCH, 1, size, size)
+    assert images.min() >= -1 and images.max() <= 1
+    assert logits.shape == (BATCH,)
+
+
+def test_discriminators_emit_logits(model: tuple[DictConfig, nn.Module, nn.Module]) -> None:
+    _, _, disc = model
+    assert not any(isinstance(m, nn.Sigmoid) for m in disc.modules())
+
+
+def test_projection_discriminator_has_no_sigmoid() -> None:
+    disc = CGANDiscriminator(conditioning="projection")
+    assert not any(isinstance(m, nn.Sigmoid) for m in disc.modules())
+    assert n_params(disc) == 392_833 + 10 * 4096
+
+
+def test_conditional_generator_requires_labels() -> None:
+    with pytest.raises(ValueError, match="labels"):
+        CGANGenerator()(torch.randn(BATCH, 100))
+
+
+def test_conditional_generator_uses_labels() -> None:
+    gen = CGANGenerator().eval()
+    z = torch.randn(BATCH, 100)
+    with torch.no_grad():
+        a = gen(z, torch.zeros(BATCH, dtype=torch.long))
+        b = gen(z, torch.ones(BATCH, dtype=torch.long))
+    assert not torch.allclose(a, b)
+
+
+def test_projection_discriminator_uses_labels() -> None:
+    torch.manual_seed(0)
+    disc = CGANDiscriminator(conditioning="projection").eval()
+    images = torch.rand(BATCH, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        a = disc(images, torch.zeros(BATCH, dtype=torch.long))
+        b = disc(images, torch.full((BATCH,), 7))
+    assert a.shape == (BATCH,)
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="labels"):
+        disc(images)
+
+
+def test_unconditional_cgan_discriminator_ignores_labels() -> None:
+    disc = CGANDiscriminator().eval()
+    images = torch.rand(BATCH, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(disc(images, torch.zeros(BATCH, dtype=torch.long)), disc(images))
+
+
+def test_unknown_conditioning_raises() -> None:
+    with pytest.raises(ValueError, match="conditioning='acgan'.*none, projection"):
+        CGANDiscriminator(conditioning="acgan")
+
+
+@pytest.mark.parametrize("size", [28, 32])
+def test_classifier_shapes(size: int) -> None:
+    clf = MNISTClassifier().eval()
+    x = torch.rand(BATCH, 1, size, size) * 2 - 1
+    with torch.no_grad():
+        assert clf(x).shape == (BATCH, 10)
+        assert clf.features(x).shape == (BATCH, clf.feature_dim) == (BATCH, 128)
+
+
+def test_classifier_crops_padding() -> None:
+    clf = MNISTClassifier().eval()
+    x28 = torch.rand(BATCH, 1, 28, 28) * 2 - 1
+    x32 = nn.functional.pad(x28, (2, 2, 2, 2), value=-1.0)
+    with torch.no_grad():
+        assert torch.allclose(clf(x28), clf(x32))
+    with pytest.raises(ValueError, match="28x28 or 32x32"):
+        clf(torch.zeros(1, 1, 30, 30))
+
+
+def test_initialize_dcgan_scheme() -> None:
+    torch.manual_seed(0)
+    disc = initialize_(DCGANDiscriminator(), "dcgan")
+    conv, bn = disc.net[3], disc.net[4]
+    assert abs(conv.weight.std().item() - 0.02) < 0.002
+    assert torch.all(conv.bias == 0)
+    assert abs(bn.weight.mean().item() - 1.0) < 0.01 and torch.all(bn.bias == 0)
+
+
+def test_initialize_default_leaves_weights() -> None:
+    disc = DCGANDiscriminator()
+    before = [p.clone() for p in disc.parameters()]
+    initialize_(disc, "default")
+    assert all(torch.equal(a, b) for a, b in zip(before, disc.parameters(), strict=True))
+
+
+def test_initialize_unknown_scheme_raises() -> None:
+    with pytest.raises(ValueError, match="'xavier'.*default, dcgan"):
+        initialize_(DCGANDiscriminator(), "xavier")
+
+
+def test_spectral_norm_wraps_layers() -> None:
+    gen, disc = DCGANGenerator(), DCGANDiscriminator()
+    for module in (gen, disc):
+        assert apply_spectral_norm_(module) is module
+        for m in module.modules():
+            wrapped = parametrize.is_parametrized(m)
+            assert wrapped == isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))
+    # Init after spectral norm must reach the stored weight, not a recomputed copy.
+    initialize_(disc, "dcgan")
+    assert abs(disc.net[0].parametrizations.weight.original.std().item() - 0.02) < 0.005
+    with torch.no_grad():
+        assert disc(gen(torch.randn(BATCH, 100))).shape == (BATCH,)
