@@ -1,0 +1,43 @@
+"""The fixed-noise sample grid: the same latent vectors every epoch, so progress is visible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torchvision.utils import make_grid, save_image
+
+from gan_lightning.callbacks.tensorboard import tensorboard_logger
+
+
+class SampleGrid(pl.Callback):
+    """Every ``every_n_epochs``, draws the module's fixed noise through the sampling generator.
+
+    The grid goes to TensorBoard (``samples/fixed_noise``) and to
+    ``<run>/samples/epoch_NNN.png``; the PNG series is what the progress GIF is made from.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, nrow: int = 8) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"callbacks.sample_grid.every_n_epochs={every_n_epochs} must be >= 1")
+        self.every_n_epochs = every_n_epochs
+        self.nrow = nrow
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if (epoch + 1) % self.every_n_epochs and epoch + 1 != trainer.max_epochs:
+            return
+        if not trainer.is_global_zero:
+            return
+        with torch.no_grad():
+            generator = pl_module.sampling_generator()
+            labels = pl_module.fixed_labels if pl_module.conditional else None
+            images = generator(pl_module.fixed_noise, labels).float().cpu()
+        grid = make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1), pad_value=1)
+        logger = tensorboard_logger(trainer)
+        if logger is not None:
+            logger.experiment.add_image("samples/fixed_noise", grid, global_step=epoch)
+        folder = Path(trainer.default_root_dir) / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        save_image(grid, folder / f"epoch_{epoch:03d}.png")

@@ -1,0 +1,254 @@
+"""The GAN LightningModule: one discriminator step and one generator step per batch.
+
+Manual optimization (Lightning's GAN example shape): each network has its own optimizer and is
+stepped with ``toggle_optimizer`` / ``manual_backward`` / ``step``. Everything that varies between
+GAN recipes comes in from config: networks, optimizers, the loss (:mod:`gan_lightning.losses`),
+regularizers and the tricks (:mod:`gan_lightning.tricks`); the step only composes them.
+
+Lightning's ``global_step`` rises once per optimizer step (twice per batch here), so the module
+keeps its own ``d_steps`` / ``g_steps`` counters and they travel in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from gan_lightning import ema as ema_lib
+from gan_lightning.augment import diff_augment
+from gan_lightning.losses import GANLoss
+from gan_lightning.networks.init import apply_spectral_norm_, initialize_
+from gan_lightning.regularizers import r1_penalty, wgan_gradient_penalty
+from gan_lightning.tricks import Tricks, add_instance_noise, discriminator_targets
+
+OptimizerFactory = Callable[..., Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class GANModule(pl.LightningModule):
+    """Trains ``generator`` against ``discriminator`` (which returns logits) under ``loss``.
+
+    Args:
+        generator / discriminator: networks built from the ``model`` group.
+        g_optimizer / d_optimizer: partials taking the parameters (``optim.g`` / ``optim.d``).
+        loss: the adversarial objective (``loss`` group).
+        tricks: validated stabilization tricks (``tricks`` group).
+        init: weight-init scheme applied to both networks (``model.init``).
+        g_scheduler / d_scheduler: optional LR-scheduler partials, stepped once per epoch.
+        guide_classifier: frozen digit classifier for seed 000's classifier-guided G loss.
+        run_config: the resolved run config as plain containers; saved in every checkpoint so a
+            checkpoint alone rebuilds its networks (``sample``, ``evaluate``).
+        num_fixed_samples: size of the fixed-noise batch whose samples are drawn every epoch.
+        seed: seeds the fixed noise, independently of the training RNG.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        g_optimizer: OptimizerFactory,
+        d_optimizer: OptimizerFactory,
+        loss: GANLoss,
+        tricks: Tricks | None = None,
+        init: str = "default",
+        g_scheduler: SchedulerFactory | None = None,
+        d_scheduler: SchedulerFactory | None = None,
+        guide_classifier: nn.Module | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        num_fixed_samples: int = 64,
+        seed: int = 0,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.tricks = tricks or Tricks()
+        _check_compatible(loss, self.tricks, generator, guide_classifier)
+        initialize_(generator, init)
+        initialize_(discriminator, init)
+        if self.tricks.spectral_norm:
+            apply_spectral_norm_(discriminator)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.g_ema = ema_lib.make_ema(generator) if self.tricks.ema_decay is not None else None
+        self.guide_classifier = guide_classifier
+        if guide_classifier is not None:
+            guide_classifier.requires_grad_(False).eval()
+        self.loss = loss
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.g_scheduler = g_scheduler
+        self.d_scheduler = d_scheduler
+        self.run_config = dict(run_config or {})
+        self.d_steps = 0
+        self.g_steps = 0
+        self.compile_networks = compile
+
+        fixed = torch.Generator().manual_seed(seed)
+        fixed_noise = torch.randn(num_fixed_samples, generator.latent_dim, generator=fixed)
+        self.register_buffer("fixed_noise", fixed_noise)
+        fixed_labels = torch.arange(num_fixed_samples) % max(generator.num_classes, 1)
+        self.register_buffer("fixed_labels", fixed_labels)
+
+    # ------------------------------------------------------------------ set-up
+    def configure_model(self) -> None:
+        if self.compile_networks:
+            self.generator.compile()
+            self.discriminator.compile()
+
+    def configure_optimizers(self) -> Any:
+        opt_g = self.g_optimizer(self.generator.parameters())
+        opt_d = self.d_optimizer(self.discriminator.parameters())
+        schedulers = [
+            factory(opt)
+            for factory, opt in ((self.g_scheduler, opt_g), (self.d_scheduler, opt_d))
+            if factory is not None
+        ]
+        return [opt_g, opt_d], schedulers
+
+    def train(self, mode: bool = True) -> GANModule:
+        """Keep the frozen networks in eval mode: Lightning switches the whole module each epoch."""
+        super().train(mode)
+        for frozen in (self.g_ema, self.guide_classifier):
+            if frozen is not None:
+                frozen.eval()
+        return self
+
+    # ------------------------------------------------------------------ sampling
+    @property
+    def conditional(self) -> bool:
+        return self.generator.num_classes > 0
+
+    def sample_labels(self, batch_size: int) -> Tensor | None:
+        if not self.conditional:
+            return None
+        return torch.randint(self.generator.num_classes, (batch_size,), device=self.device)
+
+    def generate(self, batch_size: int, labels: Tensor | None = None) -> Tensor:
+        """Fakes from the live generator (with gradients), as the training step needs them."""
+        z = torch.randn(batch_size, self.generator.latent_dim, device=self.device)
+        return self.generator(z, labels)
+
+    def sampling_generator(self) -> nn.Module:
+        """The generator to sample from: the EMA copy if enabled, with matching BN statistics."""
+        return ema_lib.sampling_copy(self.g_ema if self.g_ema is not None else self.generator)
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        real, real_labels = batch
+        opt_g, opt_d = self.optimizers()
+        logs: dict[str, Tensor] = {}
+        if batch_idx % self.tricks.d_every_n_batches == 0:
+            # Projection discriminators judge real images against their true class.
+            real_labels = real_labels if self.conditional else None
+            logs.update(self._discriminator_step(real, real_labels, opt_d))
+        if batch_idx % self.tricks.n_critic == 0:
+            for _ in range(self.tricks.g_steps_per_d):
+                logs.update(self._generator_step(real.shape[0], opt_g))
+        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=real.shape[0])
+        return logs
+
+    def _discriminator_inputs(self, images: Tensor) -> Tensor:
+        images = diff_augment(images, self.tricks.diffaugment)
+        return add_instance_noise(images, self.tricks.instance_noise.std_at(self.d_steps))
+
+    def _discriminator_step(
+        self, real: Tensor, real_labels: Tensor | None, opt_d: Optimizer
+    ) -> dict[str, Tensor]:
+        tricks = self.tricks
+        self.toggle_optimizer(opt_d)
+        batch_size = real.shape[0]
+        fake_labels = self.sample_labels(batch_size)
+        with torch.no_grad():
+            fake = self.generate(batch_size, fake_labels)
+        real_in = self._discriminator_inputs(real)
+        fake_in = self._discriminator_inputs(fake)
+        if tricks.r1_gamma > 0:
+            real_in.requires_grad_(True)
+        real_logits = self.discriminator(real_in, real_labels)
+        fake_logits = self.discriminator(fake_in, fake_labels)
+        real_targets, fake_targets = discriminator_targets(tricks, real_logits.detach())
+        terms = self.loss.discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+        if self.loss.gradient_penalty_weight > 0:
+            terms["gp"] = self.loss.gradient_penalty_weight * wgan_gradient_penalty(
+                self.discriminator, real_in, fake_in, fake_labels
+            )
+        if tricks.r1_gamma > 0:
+            terms["r1"] = 0.5 * tricks.r1_gamma * r1_penalty(real_logits, real_in)
+        loss = torch.stack(list(terms.values())).sum()
+        self._optimize(opt_d, loss)
+        self.untoggle_optimizer(opt_d)
+        self.d_steps += 1
+        logs = {f"loss/d/{name}": value.detach() for name, value in terms.items()}
+        logs["loss/d"] = loss.detach()
+        logs["D(x)"] = torch.sigmoid(real_logits.detach()).mean()
+        logs["D(G(z))"] = torch.sigmoid(fake_logits.detach()).mean()
+        return logs
+
+    def _generator_step(self, batch_size: int, opt_g: Optimizer) -> dict[str, Tensor]:
+        self.toggle_optimizer(opt_g)
+        labels = self.sample_labels(batch_size)
+        fake = self.generate(batch_size, labels)
+        fake_logits = self.discriminator(self._discriminator_inputs(fake), labels)
+        adversarial = self.loss.generator_loss(fake_logits)
+        logs = {"loss/g/adversarial": adversarial.detach()}
+        alpha = self.tricks.classifier_guidance.alpha_at(self.current_epoch)
+        if self.guide_classifier is not None and alpha > 0:
+            guidance = F.cross_entropy(self.guide_classifier(fake), labels)
+            loss = (1.0 - alpha) * adversarial + alpha * guidance
+            logs["loss/g/guidance"] = guidance.detach()
+        else:
+            loss = adversarial
+        self._optimize(opt_g, loss)
+        self.untoggle_optimizer(opt_g)
+        self.g_steps += 1
+        if self.g_ema is not None:
+            ema_lib.update_ema_(self.g_ema, self.generator, self.tricks.ema_decay)
+        logs["loss/g"] = loss.detach()
+        return logs
+
+    def _optimize(self, optimizer: Optimizer, loss: Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers() or []:
+            scheduler.step()
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["run_config"] = self.run_config
+        checkpoint["gan_counters"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        counters = checkpoint.get("gan_counters", {})
+        self.d_steps = counters.get("d_steps", 0)
+        self.g_steps = counters.get("g_steps", 0)
+
+
+def _check_compatible(
+    loss: GANLoss, tricks: Tricks, generator: nn.Module, guide_classifier: nn.Module | None
+) -> None:
+    """Refuse combinations that would silently do something other than what was asked."""
+    if tricks.uses_targets and not loss.uses_targets:
+        raise ValueError(
+            f"loss={loss!r} has no real/fake targets, so tricks.label_smoothing and "
+            "tricks.label_flip_prob cannot apply; use loss=bce, minimax or lsgan, or turn them off"
+        )
+    if tricks.classifier_guidance.alpha is not None:
+        if generator.num_classes == 0:
+            raise ValueError(
+                "tricks.classifier_guidance needs a conditional generator (model=cgan); "
+                f"this generator has num_classes=0 ({type(generator).__name__})"
+            )
+        if guide_classifier is None:
+            raise ValueError(
+                "tricks.classifier_guidance.alpha is set but no classifier was given; set "
+                "metrics.classifier_ckpt (train one: `python -m gan_lightning.train_classifier`)"
+            )

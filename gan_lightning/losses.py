@@ -1,0 +1,114 @@
+"""Adversarial losses as pure functions of the discriminator's logits.
+
+Every discriminator in this project returns raw logits, so each loss applies its own squashing
+(or none, for hinge and Wasserstein). A loss never sees the networks: regularizers that need
+gradients with respect to D's inputs live in :mod:`gan_lightning.regularizers`.
+
+``real_targets`` / ``fake_targets`` carry label smoothing and flipping. Losses whose objective is
+not a classification (hinge, Wasserstein) have ``uses_targets = False``; the trick validation
+refuses smoothing or flipping with them instead of silently ignoring it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class GANLoss:
+    """Base class: the discriminator and generator objectives of one GAN formulation."""
+
+    #: whether the loss reads ``real_targets`` / ``fake_targets`` (label smoothing and flipping)
+    uses_targets: bool = True
+    #: weight of the WGAN-GP gradient penalty the training step adds to D's loss (0 = none)
+    gradient_penalty_weight: float = 0.0
+
+    def discriminator_loss(
+        self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor
+    ) -> dict[str, Tensor]:
+        """Return D's loss terms by name (``real``, ``fake``); the step sums and logs them."""
+        raise NotImplementedError
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return type(self).__name__
+
+
+class NonSaturatingLoss(GANLoss):
+    """Goodfellow et al. 2014, with G maximizing log D(G(z)): strong gradients early in training."""
+
+    def discriminator_loss(
+        self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor
+    ) -> dict[str, Tensor]:
+        return {
+            "real": F.binary_cross_entropy_with_logits(real_logits, real_targets),
+            "fake": F.binary_cross_entropy_with_logits(fake_logits, fake_targets),
+        }
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+class MinimaxLoss(NonSaturatingLoss):
+    """The original saturating objective: G minimizes log(1 - D(G(z))).
+
+    Kept for teaching: its gradient vanishes when D confidently rejects fakes, which is exactly
+    the situation at the start of training. ``-softplus(x)`` is log(1 - sigmoid(x)) computed
+    without overflow.
+    """
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return -F.softplus(fake_logits).mean()
+
+
+class LeastSquaresLoss(GANLoss):
+    """LSGAN (Mao et al. 2017): squared distance of the logits to the targets."""
+
+    def discriminator_loss(
+        self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor
+    ) -> dict[str, Tensor]:
+        return {
+            "real": 0.5 * F.mse_loss(real_logits, real_targets),
+            "fake": 0.5 * F.mse_loss(fake_logits, fake_targets),
+        }
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return 0.5 * F.mse_loss(fake_logits, torch.ones_like(fake_logits))
+
+
+class HingeLoss(GANLoss):
+    """Hinge loss (Lim & Ye 2017; SN-GAN, BigGAN)."""
+
+    uses_targets = False
+
+    def discriminator_loss(
+        self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor
+    ) -> dict[str, Tensor]:
+        return {"real": F.relu(1.0 - real_logits).mean(), "fake": F.relu(1.0 + fake_logits).mean()}
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return -fake_logits.mean()
+
+
+class WassersteinGPLoss(GANLoss):
+    """WGAN-GP (Gulrajani et al. 2017): critic scores plus a gradient penalty on interpolates."""
+
+    uses_targets = False
+
+    def __init__(self, gradient_penalty_weight: float = 10.0) -> None:
+        if gradient_penalty_weight < 0:
+            raise ValueError(
+                f"loss.gradient_penalty_weight={gradient_penalty_weight} must be >= 0 (paper: 10)"
+            )
+        self.gradient_penalty_weight = gradient_penalty_weight
+
+    def discriminator_loss(
+        self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor
+    ) -> dict[str, Tensor]:
+        return {"real": -real_logits.mean(), "fake": fake_logits.mean()}
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        return -fake_logits.mean()
