@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import DictConfig
 
 from gan_lightning.data import DataError, find_split, write_idx
 
@@ -40,3 +41,38 @@ def shared_data_root() -> Path:
     except DataError:
         pytest.skip(f"no real MNIST under {root}")
     return root
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture
+def compose_train(tmp_path: Path, tiny_mnist_root: Path):
+    """Compose ``conf/train.yaml`` as the CLI would, on the tiny dataset, into ``tmp_path``.
+
+    Returns a function ``(overrides) -> DictConfig``; ``${hydra:...}`` interpolations resolve
+    because the Hydra config is registered, exactly as inside ``@hydra.main``.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    def _compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(
+                "train",
+                overrides=[
+                    f"data.root={tiny_mnist_root}",
+                    f"hydra.run.dir={tmp_path / 'run'}",
+                    "trainer=debug",
+                    *overrides,
+                ],
+                return_hydra_config=True,
+            )
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+            cfg.hydra.runtime.cwd = str(tmp_path)
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    return _compose

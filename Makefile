@@ -1,0 +1,31 @@
+# Two commands do all the set-up: `make train` and `make test` create .venv on first use.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test test-fast benchmark lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package with its dev tools
+
+train: $(STAMP) ## train the default GAN (seed 001's DCGAN); pass overrides as ARGS="model=mlp ..."
+	$(PYTHON) -m gan_lightning.train $(ARGS)
+
+test: $(STAMP) ## the whole test suite, the real-data tests included when the data is there
+	$(PYTHON) -m pytest $(ARGS)
+
+test-fast: $(STAMP) ## skip the slow real-data tests
+	$(PYTHON) -m pytest -m "not slow" $(ARGS)
+
+benchmark: $(STAMP) ## framework vs plain PyTorch vs seed-style training throughput
+	$(PYTHON) benchmarks/throughput.py $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

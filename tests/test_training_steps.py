@@ -1,0 +1,164 @@
+"""The GAN step on every architecture and loss, the update schedules, and what each step touches."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+
+from gan_lightning.build import build_gan_module
+from gan_lightning.gan_module import GANModule
+from gan_lightning.tricks import Tricks
+
+MODELS = ["mlp", "dcgan", "dcgan7", "fc", "cnn", "cgan"]
+LOSSES = ["bce", "minimax", "lsgan", "hinge", "wgan_gp"]
+
+
+def fit(
+    cfg, batches: int = 2, module: GANModule | None = None, callbacks: list | None = None
+) -> GANModule:
+    """Run ``batches`` training batches with no logger or callbacks: just the step."""
+    module = module or build_gan_module(cfg)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=batches,
+        limit_val_batches=0,
+        logger=False,
+        callbacks=callbacks or [],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    return module
+
+
+def snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.named_parameters()}
+
+
+def changed(before: dict[str, torch.Tensor], net: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in net.named_parameters())
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_architecture_trains_with_every_loss(compose_train, model: str, loss: str) -> None:
+    overrides = [f"model={model}", f"loss={loss}", "data.batch_size=8"]
+    if model == "cgan":
+        # Without a classifier, conditional D keeps the label information in the game.
+        overrides.append("model.discriminator.conditioning=projection")
+    cfg = compose_train(overrides)
+    module = build_gan_module(cfg)
+    g_before, d_before = snapshot(module.generator), snapshot(module.discriminator)
+    fit(cfg, batches=1, module=module)
+    assert module.d_steps == 1 and module.g_steps == 1
+    assert changed(g_before, module.generator) and changed(d_before, module.discriminator)
+    for net in (module.generator, module.discriminator):
+        assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_discriminator_step_changes_only_the_discriminator(compose_train, monkeypatch) -> None:
+    cfg = compose_train(["model=mlp", "data.batch_size=16"])
+    module = build_gan_module(cfg)
+    monkeypatch.setattr(module, "_generator_step", lambda *args: {})
+    g_before, d_before = snapshot(module.generator), snapshot(module.discriminator)
+    fit(cfg, batches=1, module=module)
+    assert changed(d_before, module.discriminator)
+    assert not changed(g_before, module.generator)
+
+
+def test_generator_step_changes_only_the_generator(compose_train, monkeypatch) -> None:
+    cfg = compose_train(["model=mlp", "data.batch_size=16"])
+    module = build_gan_module(cfg)
+    monkeypatch.setattr(module, "_discriminator_step", lambda *args: {})
+    g_before, d_before = snapshot(module.generator), snapshot(module.discriminator)
+    fit(cfg, batches=1, module=module)
+    assert changed(g_before, module.generator)
+    # D's weights and its BatchNorm/Dropout-free parameters are untouched by the G step.
+    assert not changed(d_before, module.discriminator)
+    assert all(p.grad is None for p in module.discriminator.parameters())
+
+
+@pytest.mark.parametrize(
+    ("tricks", "d_steps", "g_steps"),
+    [
+        ([], 6, 6),
+        (["tricks.d_every_n_batches=2"], 3, 6),  # seed 000
+        (["tricks.g_steps_per_d=2"], 6, 12),  # seed 002
+        (["tricks.n_critic=3"], 6, 2),  # WGAN
+    ],
+)
+def test_update_schedules_step_each_network_as_configured(
+    compose_train, tricks: list[str], d_steps: int, g_steps: int
+) -> None:
+    module = fit(compose_train(["model=mlp", "data.batch_size=8", *tricks]), batches=6)
+    assert (module.d_steps, module.g_steps) == (d_steps, g_steps)
+
+
+class _RecordDiscriminator(pl.Callback):
+    """Snapshots D around every batch, to see which batches stepped it."""
+
+    def __init__(self) -> None:
+        self.stepped: list[bool] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._before = snapshot(pl_module.discriminator)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.stepped.append(changed(self._before, pl_module.discriminator))
+
+
+def test_d_is_not_stepped_on_skipped_batches(compose_train) -> None:
+    cfg = compose_train(["model=mlp", "data.batch_size=8", "tricks.d_every_n_batches=2"])
+    recorder = _RecordDiscriminator()
+    fit(cfg, batches=4, callbacks=[recorder])
+    assert recorder.stepped == [True, False, True, False]
+
+
+def test_all_tricks_together_train_and_keep_an_ema_generator(compose_train) -> None:
+    cfg = compose_train(
+        [
+            "model=dcgan7",
+            "data.batch_size=8",
+            "tricks.label_smoothing.real=[0.7,1.0]",
+            "tricks.label_smoothing.fake=[0.0,0.3]",
+            "tricks.label_flip_prob=0.1",
+            "tricks.instance_noise.std=0.1",
+            "tricks.instance_noise.anneal_steps=10",
+            "tricks.ema_decay=0.9",
+            "tricks.spectral_norm=true",
+            "tricks.r1_gamma=1.0",
+            "tricks.diffaugment=[translation,cutout]",
+        ]
+    )
+    module = fit(cfg, batches=2)
+    assert module.g_ema is not None
+    live, averaged = snapshot(module.generator), snapshot(module.g_ema)
+    assert any(not torch.equal(live[k], averaged[k]) for k in live)
+    assert any("parametrizations" in name for name, _ in module.discriminator.named_parameters())
+
+
+def test_hinge_loss_refuses_label_smoothing(compose_train) -> None:
+    with pytest.raises(ValueError, match="label_smoothing"):
+        build_gan_module(compose_train(["loss=hinge", "tricks.label_smoothing.real=0.9"]))
+
+
+def test_classifier_guidance_needs_a_conditional_generator(compose_train) -> None:
+    with pytest.raises(ValueError, match="conditional generator"):
+        GANModule(
+            **_module_parts(compose_train(["model=mlp"])),
+            tricks=Tricks.from_config({"classifier_guidance": {"alpha": 0.5}}),
+        )
+
+
+def _module_parts(cfg) -> dict:
+    return {
+        "generator": instantiate(cfg.model.generator),
+        "discriminator": instantiate(cfg.model.discriminator),
+        "g_optimizer": instantiate(cfg.optim.g),
+        "d_optimizer": instantiate(cfg.optim.d),
+        "loss": instantiate(cfg.loss),
+    }
