@@ -39,7 +39,7 @@ def has_batchnorm(module: nn.Module) -> bool:
 def sampling_copy(
     generator: nn.Module,
     *,
-    batches: int = 16,
+    batches: int = 4,
     batch_size: int = 256,
     seed: int = 0,
 ) -> nn.Module:
