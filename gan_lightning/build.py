@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lightning.callbacks.guards import NonFiniteGuard
 from gan_lightning.gan_module import GANModule
 from gan_lightning.tricks import Tricks
 
@@ -46,6 +47,7 @@ def build_gan_module(cfg: DictConfig) -> GANModule:
         num_fixed_samples=cfg.num_fixed_samples,
         seed=cfg.seed,
         compile=cfg.compile,
+        nonfinite=NonFiniteGuard.from_config(cfg.guard),
     )
 
 

@@ -1,20 +1,56 @@
-"""Read GAN checkpoints safely and rebuild their networks from the config saved inside.
+"""Read GAN checkpoints safely, check they fit, and rebuild their networks from them.
 
-A checkpoint is plain data (state dicts, counters, the resolved run config), so it is always
-loaded with ``weights_only=True``: opening a stranger's file can never run its code.
+A checkpoint is plain data (state dicts, counters, RNG states, the resolved run config), so it is
+always loaded with ``weights_only=True``: opening a stranger's file can never run its code. The
+config inside names the classes to build, so those are limited to the project's networks too.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import pickle
+import random
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from torch import nn
 
 from gan_lightning.ema import sampling_copy
+
+log = logging.getLogger(__name__)
+
+#: Config keys that decide the shapes in a checkpoint (or its optimizer and scheduler states):
+#: a resume that changes one of them cannot load, so it is refused naming the key.
+STRUCTURAL_KEYS = (
+    "model",
+    "tricks.spectral_norm",
+    "num_fixed_samples",
+    "optim.g._target_",
+    "optim.d._target_",
+    "scheduler.g._target_",
+    "scheduler.d._target_",
+)
+#: The only classes a file may ask to build (see :func:`instantiate_network`).
+NETWORK_PACKAGE = "gan_lightning.networks."
+#: Keys expected to change on resume, never reported: more epochs, and where things are read
+#: from or written to (a checkpoint resumed into another folder resolves these differently).
+RESUME_KEYS = (
+    "ckpt_path",
+    "trainer.max_epochs",
+    "paths",
+    "hydra",
+    "data.root",
+    "trainer.default_root_dir",
+    "callbacks",
+    "logger",
+    "metrics",
+)
 
 
 class CheckpointError(ValueError):
@@ -30,10 +66,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        # torch's own text suggests retrying with weights_only=False: name the culprit instead.
+        culprit = re.search(r"GLOBAL (\S+)", str(error))
         raise CheckpointError(
             f"refused to load {path}: it holds Python objects other than tensors and plain "
-            f"containers, which could run code when unpickled ({str(error).splitlines()[0]}). "
-            "Only load checkpoints written by gan-lightning from sources you trust."
+            f"containers ({culprit.group(1) if culprit else 'unknown type'}), which could run "
+            "code when unpickled. Only load checkpoints written by gan-lightning."
         ) from error
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
@@ -48,29 +86,164 @@ def submodule_state(checkpoint: dict[str, Any], prefix: str) -> dict[str, torch.
     return {k[len(start) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(start)}
 
 
+def state_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, Any]) -> str:
+    """One line per kind of mismatch between two state dicts ("" when they fit)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong_shape = [
+        f"{key}: expected {tuple(expected[key].shape)}, found {tuple(found[key].shape)}"
+        for key in sorted(set(expected) & set(found))
+        if expected[key].shape != getattr(found[key], "shape", None)
+    ]
+    details = []
+    if wrong_shape:
+        details.append(f"shape mismatch in {len(wrong_shape)} tensors, first {wrong_shape[0]}")
+    if missing:
+        details.append(f"{len(missing)} missing, first {missing[0]!r}")
+    if unexpected:
+        details.append(f"{len(unexpected)} unexpected, first {unexpected[0]!r}")
+    return "; ".join(details)
+
+
 def load_state_strict(network: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
     """``load_state_dict`` with a mismatch report a user can act on, not a wall of keys."""
-    expected = network.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = [
-        f"{key}: expected {tuple(expected[key].shape)}, found {tuple(state[key].shape)}"
-        for key in sorted(set(expected) & set(state))
-        if expected[key].shape != state[key].shape
-    ]
-    if missing or unexpected or wrong_shape:
-        details = []
-        if wrong_shape:
-            details.append(f"shape mismatch in {len(wrong_shape)} tensors, first {wrong_shape[0]}")
-        if missing:
-            details.append(f"{len(missing)} missing, first {missing[0]!r}")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected, first {unexpected[0]!r}")
+    problems = state_mismatch(network.state_dict(), state)
+    if problems:
         raise CheckpointError(
-            f"{where} does not fit {type(network).__name__}: {'; '.join(details)}. "
+            f"{where} does not fit {type(network).__name__}: {problems}. "
             "The checkpoint was made with a different architecture or config."
         )
     network.load_state_dict(state)
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, Mapping):
+        return {prefix: tree}
+    leaves: dict[str, Any] = {}
+    for key, value in tree.items():
+        leaves.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+    return leaves
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == prefix or key.startswith(f"{prefix}.") for prefix in prefixes)
+
+
+def check_resumable(checkpoint: Mapping[str, Any], config: Mapping[str, Any], path: Path) -> None:
+    """Refuse resuming ``checkpoint`` under a config whose networks or optimizers differ.
+
+    Raises :class:`CheckpointError` naming each structural key with the checkpoint's value and
+    this run's; other differences (a learning rate, a trick) are only warned about, since a
+    resume with changed settings can be intended, but it is no longer an exact continuation.
+    """
+    saved = _leaves(run_config(checkpoint, path))
+    current = _leaves(dict(config))
+    # Shallow keys first (model.name before model.generator._target_): they say the most.
+    changed = sorted(
+        (
+            key
+            for key in set(saved) | set(current)
+            if saved.get(key) != current.get(key) and not _under(key, RESUME_KEYS)
+        ),
+        key=lambda key: (key.count("."), key),
+    )
+
+    def describe(keys: list[str], shown: int = 4) -> str:
+        lines = [
+            f"{key}: checkpoint has {saved.get(key)!r}, this run has {current.get(key)!r}"
+            for key in keys[:shown]
+        ]
+        more = f"; and {len(keys) - shown} more" if len(keys) > shown else ""
+        return "; ".join(lines) + more
+
+    structural = [key for key in changed if _under(key, STRUCTURAL_KEYS)]
+    if structural:
+        raise CheckpointError(
+            f"{path} was trained with a different architecture or config: {describe(structural)}."
+            " Resume with the checkpoint's settings, or start a new run without ckpt_path."
+        )
+    if changed:
+        log.warning(
+            "Resuming %s with settings that differ from the checkpoint's (the restored optimizer "
+            "states keep the checkpoint's learning rates): %s",
+            path,
+            describe(changed),
+        )
+
+
+def capture_rng_states() -> dict[str, Any]:
+    """Every global RNG a training step may draw from, as tensors, lists and numbers.
+
+    Those are the only types ``torch.load(weights_only=True)`` accepts, so numpy's and Python's
+    tuples are taken apart here and put back together in :func:`restore_rng_states`.
+    """
+    name, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    version, python_state, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [name, keys.tolist(), position, has_gauss, cached_gauss],
+        "python": [version, list(python_state), gauss],
+    }
+
+
+def restore_rng_states(states: Mapping[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    name, keys, position, has_gauss, cached_gauss = states["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached_gauss))
+    version, python_state, gauss = states["python"]
+    random.setstate((version, tuple(python_state), gauss))
+
+
+def _targets(config: Any) -> Iterator[str]:
+    """Every ``_target_`` Hydra would instantiate in ``config``, nested in dicts and lists."""
+    if isinstance(config, Mapping):
+        if "_target_" in config:
+            yield str(config["_target_"])
+        children: Iterable[Any] = config.values()
+    elif isinstance(config, list | tuple):
+        children = config
+    else:
+        return
+    for child in children:
+        yield from _targets(child)
+
+
+def _is_network_class(target: str) -> bool:
+    """Whether ``target`` names a module class defined in gan-lightning's networks package.
+
+    A prefix check alone would let ``gan_lightning.networks.cgan.torch.save`` through (Hydra
+    resolves attributes of attributes), so the named object itself is checked.
+    """
+    module_name, _, name = target.rpartition(".")
+    if not module_name.startswith(NETWORK_PACKAGE):
+        return False  # checked before importing anything the file names
+    try:
+        found = getattr(importlib.import_module(module_name), name, None)
+    except ImportError:
+        return False
+    return (
+        isinstance(found, type)
+        and issubclass(found, nn.Module)
+        and found.__module__.startswith(NETWORK_PACKAGE)
+    )
+
+
+def instantiate_network(config: Mapping[str, Any], where: str) -> Any:
+    """``instantiate`` for a network config read from a file, refusing any other target.
+
+    Hydra's blocklist stops ``os.system`` or ``shutil.rmtree`` but not every function with side
+    effects (``pathlib.Path.unlink`` runs), so a file may only name gan-lightning's networks.
+    """
+    foreign = [target for target in _targets(config) if not _is_network_class(target)]
+    if foreign:
+        raise CheckpointError(
+            f"refused to build {foreign[0]!r} named in {where}: files may only name the "
+            f"network classes of {NETWORK_PACKAGE}*. Only load files made by gan-lightning."
+        )
+    return instantiate(config)
 
 
 def run_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
@@ -87,7 +260,7 @@ def load_generator(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, d
     """
     checkpoint = load_checkpoint(path)
     config = run_config(checkpoint, path)
-    generator = instantiate(config["model"]["generator"])
+    generator = instantiate_network(config["model"]["generator"], f"{path} [model.generator]")
     prefix = "g_ema" if use_ema and submodule_state(checkpoint, "g_ema") else "generator"
     load_state_strict(generator, submodule_state(checkpoint, prefix), f"{path} [{prefix}]")
     return sampling_copy(generator), config

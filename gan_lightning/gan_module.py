@@ -11,10 +11,12 @@ keeps its own ``d_steps`` / ``g_steps`` counters and they travel in the checkpoi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_warn
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -22,10 +24,26 @@ from torch.optim import Optimizer
 
 from gan_lightning import ema as ema_lib
 from gan_lightning.augment import diff_augment
+from gan_lightning.callbacks.guards import (
+    DivergenceError,
+    NonFiniteGuard,
+    divergence_message,
+    first_names,
+    nonfinite_parameters,
+)
+from gan_lightning.checkpoints import (
+    CheckpointError,
+    capture_rng_states,
+    restore_rng_states,
+    state_mismatch,
+)
+from gan_lightning.config import ConfigError
 from gan_lightning.losses import GANLoss
 from gan_lightning.networks.init import apply_spectral_norm_, initialize_
 from gan_lightning.regularizers import r1_penalty, wgan_gradient_penalty
 from gan_lightning.tricks import Tricks, add_instance_noise, discriminator_targets
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -46,6 +64,7 @@ class GANModule(pl.LightningModule):
             checkpoint alone rebuilds its networks (``sample``, ``evaluate``).
         num_fixed_samples: size of the fixed-noise batch whose samples are drawn every epoch.
         seed: seeds the fixed noise, independently of the training RNG.
+        nonfinite: what a NaN/inf loss does: stop (default) or skip the step (``guard`` group).
     """
 
     def __init__(
@@ -64,11 +83,12 @@ class GANModule(pl.LightningModule):
         num_fixed_samples: int = 64,
         seed: int = 0,
         compile: bool = False,
+        nonfinite: NonFiniteGuard | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.tricks = tricks or Tricks()
-        _check_compatible(loss, self.tricks, generator, guide_classifier)
+        _check_compatible(loss, self.tricks, generator, discriminator, guide_classifier)
         initialize_(generator, init)
         initialize_(discriminator, init)
         if self.tricks.spectral_norm:
@@ -88,6 +108,9 @@ class GANModule(pl.LightningModule):
         self.d_steps = 0
         self.g_steps = 0
         self.compile_networks = compile
+        self.nonfinite = nonfinite or NonFiniteGuard()
+        self.skipped_steps = 0
+        self._resumed_rng_states: dict[str, Any] | None = None
 
         fixed = torch.Generator().manual_seed(seed)
         fixed_noise = torch.randn(num_fixed_samples, generator.latent_dim, generator=fixed)
@@ -151,6 +174,8 @@ class GANModule(pl.LightningModule):
             for _ in range(self.tricks.g_steps_per_d):
                 logs.update(self._generator_step(real.shape[0], opt_g))
         self.log_dict(logs, on_step=True, on_epoch=True, batch_size=real.shape[0])
+        if self.nonfinite.action == "skip":
+            self.log("guard/skipped_steps", float(self.skipped_steps))
         return logs
 
     def _discriminator_inputs(self, images: Tensor) -> Tensor:
@@ -181,7 +206,7 @@ class GANModule(pl.LightningModule):
         if tricks.r1_gamma > 0:
             terms["r1"] = 0.5 * tricks.r1_gamma * r1_penalty(real_logits, real_in)
         loss = torch.stack(list(terms.values())).sum()
-        self._optimize(opt_d, loss)
+        self._optimize(opt_d, loss, "discriminator")
         self.untoggle_optimizer(opt_d)
         self.d_steps += 1
         logs = {f"loss/d/{name}": value.detach() for name, value in terms.items()}
@@ -204,7 +229,7 @@ class GANModule(pl.LightningModule):
             logs["loss/g/guidance"] = guidance.detach()
         else:
             loss = adversarial
-        self._optimize(opt_g, loss)
+        self._optimize(opt_g, loss, "generator")
         self.untoggle_optimizer(opt_g)
         self.g_steps += 1
         if self.g_ema is not None:
@@ -212,43 +237,117 @@ class GANModule(pl.LightningModule):
         logs["loss/g"] = loss.detach()
         return logs
 
-    def _optimize(self, optimizer: Optimizer, loss: Tensor) -> None:
+    def _optimize(self, optimizer: Optimizer, loss: Tensor, network: str) -> None:
         optimizer.zero_grad(set_to_none=True)
+        # A host sync per step on GPU; guard.check_every_step=false leaves it to the epoch end.
+        if self.nonfinite.check_every_step and not torch.isfinite(loss):
+            self._skip_or_stop(f"The {network} loss is {loss.item()} in epoch {self.current_epoch}")
+            return
         self.manual_backward(loss)
         optimizer.step()
 
+    def _steps(self) -> str:
+        return f"after {self.d_steps} D and {self.g_steps} G steps"
+
+    def _skip_or_stop(self, problem: str) -> None:
+        """Skip this optimizer step if configured and allowed, else raise DivergenceError."""
+        guard, problem = self.nonfinite, f"{problem}, {self._steps()}"
+        if guard.action == "skip" and self.skipped_steps < guard.max_skipped_steps:
+            self.skipped_steps += 1
+            log.warning("%s: skipped that step (%d so far)", problem, self.skipped_steps)
+            return
+        if guard.action == "skip":
+            problem += f", with guard.max_skipped_steps={guard.max_skipped_steps} already skipped"
+        can_skip = guard.action == "stop"
+        raise DivergenceError(divergence_message(problem, self.trainer, can_skip=can_skip))
+
     def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers() or []:
+        # Lightning calls this before ModelCheckpoint, so diverged weights never reach last.ckpt.
+        networks = {"generator": self.generator, "discriminator": self.discriminator}
+        broken = {name: nonfinite_parameters(net) for name, net in networks.items()}
+        if self.g_ema is not None:
+            broken["g_ema"] = nonfinite_parameters(self.g_ema)
+        if any(broken.values()):
+            where = "; ".join(f"{name}: {first_names(bad)}" for name, bad in broken.items() if bad)
+            epoch = self.current_epoch
+            problem = f"NaN/inf weights at the end of epoch {epoch} ({where}), {self._steps()}"
+            raise DivergenceError(divergence_message(problem, self.trainer, can_skip=False))
+        schedulers = self.lr_schedulers() or []
+        # Lightning hands back a lone scheduler unwrapped.
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             scheduler.step()
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["run_config"] = self.run_config
-        checkpoint["gan_counters"] = {"d_steps": self.d_steps, "g_steps": self.g_steps}
+        checkpoint["gan_counters"] = {
+            "d_steps": self.d_steps,
+            "g_steps": self.g_steps,
+            "skipped_steps": self.skipped_steps,
+        }
+        # Plain tensors and lists, so the file stays loadable with weights_only=True.
+        checkpoint["rng_states"] = capture_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check the weights fit before Lightning loads them, and keep the RNG states for later.
+
+        Lightning's own strict load would list every missing key; one line per kind of mismatch
+        tells the user which checkpoint does not fit which network.
+        """
+        problems = state_mismatch(self.state_dict(), checkpoint["state_dict"])
+        if problems:
+            raise CheckpointError(
+                f"the checkpoint does not fit this {self.run_config.get('model', {}).get('name')} "
+                f"GAN: {problems}. It was made with a different architecture or config."
+            )
         counters = checkpoint.get("gan_counters", {})
         self.d_steps = counters.get("d_steps", 0)
         self.g_steps = counters.get("g_steps", 0)
+        self.skipped_steps = counters.get("skipped_steps", 0)
+        self._resumed_rng_states = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        """Restore the saved RNG states as late as possible: after every set-up hook.
+
+        Whatever set-up draws (callbacks, fit start) then cannot shift the random stream, and
+        the resumed run draws exactly what the uninterrupted one drew after that checkpoint.
+        """
+        if self._resumed_rng_states is not None:
+            restore_rng_states(self._resumed_rng_states)
+            self._resumed_rng_states = None
 
 
 def _check_compatible(
-    loss: GANLoss, tricks: Tricks, generator: nn.Module, guide_classifier: nn.Module | None
+    loss: GANLoss,
+    tricks: Tricks,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    guide_classifier: nn.Module | None,
 ) -> None:
     """Refuse combinations that would silently do something other than what was asked."""
+    if loss.gradient_penalty_weight > 0 and ema_lib.has_batchnorm(discriminator):
+        # BatchNorm mixes the samples of a batch, so the per-sample gradient norm the penalty
+        # constrains is not exactly the critic's (Gulrajani et al. 2017, section 4). It still
+        # trains, so this is a warning: the user asked for it and may be comparing exactly that.
+        rank_zero_warn(
+            f"loss={loss!r} penalizes per-sample critic gradients, but "
+            f"{type(discriminator).__name__} uses BatchNorm, which couples the samples of a batch "
+            "(WGAN-GP paper, section 4). For the textbook setting use model=mlp, fc or cnn "
+            "(no BatchNorm in D), or loss=hinge."
+        )
     if tricks.uses_targets and not loss.uses_targets:
-        raise ValueError(
+        raise ConfigError(
             f"loss={loss!r} has no real/fake targets, so tricks.label_smoothing and "
             "tricks.label_flip_prob cannot apply; use loss=bce, minimax or lsgan, or turn them off"
         )
     if tricks.classifier_guidance.alpha is not None:
         if generator.num_classes == 0:
-            raise ValueError(
+            raise ConfigError(
                 "tricks.classifier_guidance needs a conditional generator (model=cgan); "
                 f"this generator has num_classes=0 ({type(generator).__name__})"
             )
         if guide_classifier is None:
-            raise ValueError(
+            raise ConfigError(
                 "tricks.classifier_guidance.alpha is set but no classifier was given; set "
                 "metrics.classifier_ckpt (train one: `python -m gan_lightning.train_classifier`)"
             )

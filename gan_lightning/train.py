@@ -1,32 +1,85 @@
 """Train a GAN: ``python -m gan_lightning.train [group=option ...] [key=value ...]``.
 
-Thin on purpose (lightning-hydra-template's shape): compose, check, seed, build, fit, and return
-the metric a sweeper optimizes. Everything else lives in the modules it builds.
+Thin on purpose (lightning-hydra-template's shape): check, seed, build, fit, and return the
+metric a sweeper optimizes. The checks come first so a bad value, folder or checkpoint stops
+the run before any data is read or network built. In a sweep (``-m``) a failing job is recorded
+in ``<job>/failure.txt`` and the others go on; a single run fails with a one-paragraph message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
+import os
+import signal
+import traceback
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from gan_lightning.build import build_gan_module, build_trainer
+from gan_lightning.build import build_gan_module, build_trainer, plain
+from gan_lightning.callbacks.guards import DivergenceError
+from gan_lightning.checkpoints import CheckpointError, check_resumable, load_checkpoint
+from gan_lightning.config import ConfigError, validate
+from gan_lightning.data import DataError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+#: Written into a sweep job's folder when the job fails; read by the sweep summary.
+FAILURE_FILE = "failure.txt"
+
+log = logging.getLogger(__name__)
 
 
 class RunError(RuntimeError):
     """A problem with the run as asked for (paths, checkpoints), reported before any work."""
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """``last`` means this run folder's ``checkpoints/last.ckpt``; any other path must exist."""
+#: Errors whose message says everything: the user gets the message, not a traceback.
+KNOWN_ERRORS = (ConfigError, DataError, CheckpointError, RunError, DivergenceError)
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` and write a probe file: a read-only or full disk fails now, not at the
+    first checkpoint an epoch later."""
+    probe = folder / ".write_probe"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb") as file:
+            # Whole blocks, synced: a nearly full disk can accept a few cached bytes.
+            file.write(bytes(64 * 1024))
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as error:
+        reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or error
+        raise RunError(
+            f"cannot write to the output folder {folder}: {reason}. Free some space or fix the "
+            "permissions, or write elsewhere with paths.log_dir=<folder> (or hydra.run.dir=...)."
+        ) from error
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+
+
+def resolve_ckpt_path(
+    ckpt_path: str | None, output_dir: Path, *, sweep_job: bool = False
+) -> str | None:
+    """``last`` means this run folder's ``checkpoints/last.ckpt``; any other path must exist.
+
+    A folder that already holds checkpoints is never reused without ``ckpt_path``. In a sweep,
+    ``ckpt_path=last`` starts the jobs that never reached a checkpoint from scratch, so a
+    re-run sweep resumes what it can and redoes the rest.
+    """
+    checkpoints = output_dir / "checkpoints"
     if ckpt_path is None:
-        existing = sorted((output_dir / "checkpoints").glob("*.ckpt"))
+        existing = sorted(checkpoints.glob("*.ckpt"))
         if existing:
             raise RunError(
                 f"{output_dir} already holds a run ({existing[-1].name}); nothing is overwritten. "
@@ -34,34 +87,88 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
                 "(leave hydra.run.dir unset to get a fresh timestamped one)."
             )
         return None
-    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
-    if not path.is_file():
-        hint = (
-            "pass the old run's folder too: hydra.run.dir=<run folder> ckpt_path=last"
-            if ckpt_path == "last"
-            else "check the path (checkpoints live in <run folder>/checkpoints/)"
+    path = checkpoints / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if path.is_file():
+        return str(path)
+    if ckpt_path == "last" and sweep_job:
+        log.info("No %s: this sweep job starts from scratch.", path)
+        return None
+    hint = (
+        "pass the old run's folder too: hydra.run.dir=<run folder> ckpt_path=last"
+        if ckpt_path == "last"
+        else "check the path (checkpoints live in <run folder>/checkpoints/)"
+    )
+    raise RunError(f"ckpt_path={ckpt_path}: no checkpoint at {path}; {hint}")
+
+
+def _check_image_size(generator: Any, image_size: int) -> None:
+    if generator.image_size != image_size:
+        raise ConfigError(
+            f"model.image_size={image_size}, but {type(generator).__name__} makes "
+            f"{generator.image_size}x{generator.image_size} images; drop the override "
+            "(each model file sets the size its networks need)."
         )
-        raise RunError(f"ckpt_path={ckpt_path}: no checkpoint at {path}; {hint}")
-    return str(path)
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, *, sweep_job: bool = False) -> dict[str, Any]:
     """Fit the GAN described by ``cfg``; returns the final callback metrics."""
+    validate(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    ensure_writable(output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, sweep_job=sweep_job)
+    if ckpt_path is not None:
+        check_resumable(load_checkpoint(ckpt_path), plain(cfg), Path(ckpt_path))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_gan_module(cfg)
+    _check_image_size(module.generator, cfg.data.image_size)
     trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+def known_error(error: BaseException) -> BaseException | None:
+    """The first of our own errors in ``error``'s chain (Hydra wraps errors from constructors)."""
+    while error is not None:
+        if isinstance(error, KNOWN_ERRORS):
+            return error
+        error = error.__cause__
+    return None
+
+
+def record_failure(output_dir: Path, error: Exception) -> None:
+    """Write why a sweep job failed where the sweep summary (and the user) will look for it."""
+    known = known_error(error)
+    reason = f"{type(known or error).__name__}: {known or error}"
+    headline = " ".join(reason.split())  # the summary's one line per job
+    details = reason if known else "".join(traceback.format_exception(error))
+    text = headline if details == headline else f"{headline}\n\n{details}"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / FAILURE_FILE).write_text(text + "\n")
+    log.error("This sweep job failed (the others go on): %s", reason)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    sweep_job = HydraConfig.get().mode == RunMode.MULTIRUN
+    output_dir = Path(cfg.paths.output_dir)
+    (output_dir / FAILURE_FILE).unlink(missing_ok=True)  # from an earlier attempt of this job
+    try:
+        metrics = train(cfg, sweep_job=sweep_job)
+    except SIGTERMException as stop:
+        # Lightning's SystemExit carries no code, which would report success to a scheduler.
+        raise SystemExit(128 + signal.SIGTERM) from stop
+    except Exception as error:
+        if sweep_job:
+            record_failure(output_dir, error)
+            return float("nan")
+        known = known_error(error)
+        if known is None:
+            raise
+        # Hydra prints a compact exception's message alone; HYDRA_FULL_ERROR=1 shows the trace.
+        raise CompactHydraException(f"{type(known).__name__}: {known}") from error
     objective = cfg.get("optimized_metric")
-    if objective and HydraConfig.get().mode.name == "MULTIRUN":
+    if objective and sweep_job:
         return metrics.get(objective)
     return None
 

@@ -272,6 +272,10 @@ class MNISTDataModule(pl.LightningDataModule):
             batch_size=None,
             sampler=sampler,
             collate_fn=_keep_batch,
+            # Its own generator: making an iterator each epoch must not draw from the global RNG,
+            # or a resumed run (whose first iterator exists before the RNG states are restored)
+            # would be one draw off from an uninterrupted one.
+            generator=torch.Generator().manual_seed(self.split_seed),
         )
 
     def train_dataloader(self) -> DataLoader:

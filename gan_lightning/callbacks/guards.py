@@ -1,0 +1,238 @@
+"""Guards against the failures that cost GAN users hours: divergence, interruption, collapse.
+
+* :class:`NonFiniteGuard` is what the training step does with a NaN/inf loss (``guard`` group):
+  stop with :class:`DivergenceError` naming the network and the step, or skip that optimizer step
+  and count it. Weights are checked at every epoch end before ``ModelCheckpoint`` runs, so a
+  diverged state never replaces ``last.ckpt``.
+* :class:`RunGuard` saves ``checkpoints/interrupted.ckpt`` when Ctrl-C, SIGTERM or a crash stops
+  training and says how to resume, keeps a resumed run's TensorBoard curves free of the steps
+  logged twice, and warns when the classifier-judged class histogram of the generated digits
+  collapses.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from pytorch_lightning.callbacks import Checkpoint
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+from torch import nn
+
+from gan_lightning.callbacks.tensorboard import tensorboard_logger
+
+log = logging.getLogger(__name__)
+
+#: Logged by the metrics callback: the share of generated samples in the rarest class.
+COLLAPSE_METRIC = "metrics/min_class_fraction"
+NONFINITE_ACTIONS = ("stop", "skip")
+
+
+class DivergenceError(RuntimeError):
+    """Training produced NaN or inf; the message names the network, the step and what to try."""
+
+
+@dataclass(frozen=True)
+class NonFiniteGuard:
+    """What the training step does when a loss is NaN or inf (the ``guard`` config group).
+
+    ``check_every_step`` tests each loss with ``torch.isfinite``: free on CPU, one host sync per
+    optimizer step on GPU (the CPU waits for the step's kernels). Turned off, divergence is
+    still caught by the weights check at each epoch end, one sync per epoch.
+    """
+
+    action: str = "stop"  # stop | skip
+    check_every_step: bool = True
+    max_skipped_steps: int = 100  # with action=skip: a run that keeps diverging stops anyway
+
+    def __post_init__(self) -> None:
+        if self.action not in NONFINITE_ACTIONS:
+            raise ValueError(
+                f"guard.nonfinite={self.action!r} is not allowed; it must be one of "
+                f"{', '.join(NONFINITE_ACTIONS)}"
+            )
+        if not isinstance(self.check_every_step, bool):
+            raise ValueError(
+                f"guard.check_every_step={self.check_every_step!r} must be true or false"
+            )
+        if isinstance(self.max_skipped_steps, bool) or not (
+            isinstance(self.max_skipped_steps, int) and self.max_skipped_steps >= 0
+        ):
+            raise ValueError(
+                f"guard.max_skipped_steps={self.max_skipped_steps!r} must be an integer >= 0"
+            )
+
+    @classmethod
+    def from_config(cls, guard: Mapping[str, Any]) -> NonFiniteGuard:
+        return cls(
+            action=guard["nonfinite"],
+            check_every_step=guard["check_every_step"],
+            max_skipped_steps=guard["max_skipped_steps"],
+        )
+
+
+def nonfinite_parameters(network: nn.Module) -> list[str]:
+    """Names of the parameters of ``network`` that hold a NaN or inf."""
+    named = list(network.named_parameters())
+    if not named:
+        return []
+    # One reduction and one host sync for the whole network, not one per tensor.
+    finite = torch.stack([torch.isfinite(param).all() for _, param in named]).tolist()
+    return [name for (name, _), ok in zip(named, finite, strict=True) if not ok]
+
+
+def first_names(names: Iterable[str], count: int = 3) -> str:
+    """``a, b, c and 4 more``: enough to locate a problem without a wall of names."""
+    names = list(names)
+    shown = ", ".join(names[:count])
+    return shown if len(names) <= count else f"{shown} and {len(names) - count} more"
+
+
+def divergence_message(problem: str, trainer: pl.Trainer | None, *, can_skip: bool) -> str:
+    """What diverged, what survived and what to try: the text of a :class:`DivergenceError`."""
+    checkpoint = getattr(trainer, "checkpoint_callback", None)
+    last = getattr(checkpoint, "last_model_path", "") or ""
+    kept = (
+        f"The last good checkpoint, {last}, was left untouched; resume from it with "
+        "ckpt_path=last after changing the settings."
+        if last
+        else "No checkpoint had been written yet."
+    )
+    skip = "; or guard.nonfinite=skip to skip such steps" if can_skip else ""
+    return (
+        f"{problem}. Training stopped. {kept} To try: lower optim.d.lr / optim.g.lr, "
+        f"tricks.spectral_norm=true or loss=hinge{skip}."
+    )
+
+
+def resume_command(run_dir: Path, ckpt_path: str) -> str:
+    """The command line that resumes ``run_dir``: this run's overrides plus the checkpoint."""
+    if HydraConfig.initialized():
+        overrides = [
+            override
+            for override in HydraConfig.get().overrides.task
+            if not override.startswith("ckpt_path=")
+        ]
+        arguments = " ".join(shlex.quote(override) for override in overrides)
+    else:
+        arguments = "<this run's overrides>"
+    return (
+        f"python -m gan_lightning.train {arguments} "
+        f"hydra.run.dir={shlex.quote(str(run_dir))} ckpt_path={shlex.quote(ckpt_path)}"
+    )
+
+
+class RunGuard(Checkpoint):
+    """Saves ``interrupted.ckpt`` on Ctrl-C, SIGTERM or a crash; guards resumes and collapse.
+
+    Lightning turns SIGTERM into an exception at the end of the current batch and calls
+    ``on_exception`` for it as for Ctrl-C (which can land mid-step) and crashes. ``last.ckpt``
+    is left alone: it is the end of the last finished epoch, the only point a run resumes from
+    bit for bit, while ``interrupted.ckpt`` keeps the unfinished epoch's steps; a fit that later
+    finishes deletes it. A diverged state (:class:`DivergenceError`) is not worth saving, and
+    nothing is saved before the first step.
+
+    Lightning's ``OnExceptionCheckpoint`` does the saving part, but its presence also makes
+    ``fit(ckpt_path=None)`` silently resume from the newest checkpoint it can find; run folders
+    here are resumed only when asked (``ckpt_path=last``), so this subclasses the plain
+    ``Checkpoint``. Being a ``Checkpoint``, it also runs after the plain callbacks at each epoch
+    end, so it sees the collapse metric the metrics callback logged for this epoch. The metric
+    stays in ``trainer.callback_metrics`` between evaluations, so one value is warned about once.
+
+    Args:
+        dirpath: the run's checkpoint folder.
+        min_class_fraction: warn when the rarest class is a smaller share of the generated
+            samples than this (an even spread over 10 classes gives 0.1).
+    """
+
+    def __init__(self, dirpath: str | Path, min_class_fraction: float = 0.02) -> None:
+        self.ckpt_path = Path(dirpath) / "interrupted.ckpt"
+        if not 0 <= min_class_fraction <= 1:
+            raise ValueError(
+                f"guard.min_class_fraction={min_class_fraction} is outside the allowed range [0, 1]"
+            )
+        self.min_class_fraction = min_class_fraction
+        self._warned_fraction: float | None = None
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, DivergenceError) or trainer.global_step == 0:
+            return
+        try:
+            trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # optimizers too
+        except OSError as error:  # a full disk must not hide the original exception
+            log.error("Could not save %s: %s", self.ckpt_path, error)
+            return
+        if trainer.is_global_zero:
+            log.warning(self._resume_hint(trainer, exception))
+
+    def _resume_hint(self, trainer: pl.Trainer, exception: BaseException) -> str:
+        reason = type(exception).__name__
+        if isinstance(exception, KeyboardInterrupt):
+            reason = "Ctrl-C"
+        elif isinstance(exception, SystemExit):  # Lightning's SIGTERMException
+            reason = "SIGTERM"
+        checkpoints = self.ckpt_path.parent
+        run_dir = checkpoints.parent
+        lines = [
+            f"Training stopped by {reason} in epoch {trainer.current_epoch}; saved the state "
+            f"so far to {self.ckpt_path}."
+        ]
+        if (checkpoints / "last.ckpt").is_file():
+            lines += [
+                "Resume bit for bit from the end of the last finished epoch:",
+                f"  {resume_command(run_dir, 'last')}",
+                "or keep the unfinished epoch's steps (not bit-exact: that epoch restarts its "
+                "batch order):",
+                f"  {resume_command(run_dir, str(self.ckpt_path))}",
+            ]
+        else:
+            lines += [
+                "No epoch had finished yet; resume from the interrupted state with:",
+                f"  {resume_command(run_dir, str(self.ckpt_path))}",
+            ]
+        return "\n".join(lines)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """On resume, have TensorBoard drop what the stopped run logged after the checkpoint.
+
+        Those are the steps of the unfinished epoch, which the resumed run logs again; without
+        this, each appears twice. It is the event ``SummaryWriter(purge_step=...)`` writes, but
+        Lightning creates the writer before the checkpoint (and so the step) is known.
+        """
+        logger = tensorboard_logger(trainer)
+        if trainer.ckpt_path is None or logger is None or not trainer.is_global_zero:
+            return
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped  # the step loggers are given
+        restart = Event(step=step, session_log=SessionLog(status=SessionLog.START))
+        logger.experiment._get_file_writer().add_event(restart)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Only reached when fit ends normally: the interrupted state is stale from then on.
+        if stage == "fit":
+            trainer.strategy.remove_checkpoint(self.ckpt_path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(COLLAPSE_METRIC)
+        if value is None:
+            return
+        fraction = float(value)
+        if fraction >= self.min_class_fraction or fraction == self._warned_fraction:
+            return
+        self._warned_fraction = fraction
+        log.warning(
+            "Possible mode collapse at epoch %d: the rarest class is %.2f%% of the generated "
+            "samples judged by the classifier (an even spread over 10 classes gives 10%%; "
+            "warning below guard.min_class_fraction=%g).",
+            trainer.current_epoch,
+            100 * fraction,
+            self.min_class_fraction,
+        )

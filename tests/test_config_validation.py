@@ -1,0 +1,101 @@
+"""Config values that cannot work stop the run before any work, naming key, value and range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from reliability_helpers import CONFIG_DIR, compose_run
+
+from gan_lightning.config import ConfigError, validate
+from gan_lightning.data import DataError
+from gan_lightning.train import train
+
+BAD_VALUES = [
+    # (overrides, what the message must say)
+    (["optim.g.lr=-0.001"], "optim.g.lr=-0.001 is not allowed; it must be a number > 0"),
+    (["optim.d.lr=0"], "optim.d.lr=0 is not allowed; it must be a number > 0"),
+    (["optim.d.lr=fast"], "optim.d.lr='fast' is not allowed; it must be a number > 0"),
+    (["optim.g.betas=[0.5,1.0]"], "optim.g.betas=[0.5, 1.0] is not allowed; it must be two"),
+    (["optim.d=sgd", "optim.d.momentum=-0.9"], "optim.d.momentum=-0.9 is not allowed"),
+    (["data.batch_size=0"], "data.batch_size=0 is not allowed; it must be an integer >= 1"),
+    (["data.val_fraction=1.0"], "data.val_fraction=1.0 is not allowed; it must be a number in"),
+    (["model.image_size=30"], "model.image_size=30 is not allowed; it must be 28 or 32"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not allowed; it must be an integer >= 1"),
+    (["tricks.label_smoothing.real=1.5"], "tricks.label_smoothing.real=1.5 is not allowed"),
+    (["tricks.label_smoothing.fake=[0.3,0.1]"], "tricks.label_smoothing.fake=[0.3, 0.1]"),
+    (["tricks.label_flip_prob=1.2"], "tricks.label_flip_prob=1.2 is not allowed; it must be a"),
+    (["tricks.d_every_n_batches=0"], "tricks.d_every_n_batches=0 is not allowed"),
+    (["tricks.ema_decay=1.0"], "tricks.ema_decay=1.0 is not allowed"),
+    (["tricks.n_critic=5", "tricks.d_every_n_batches=2"], "pull in opposite directions"),
+    (["scheduler.g=step", "scheduler.g.gamma=0"], "scheduler.g.gamma=0 is not allowed"),
+    (["guard.nonfinite=ignore"], "guard.nonfinite='ignore' is not allowed; it must be one of"),
+    (["guard.min_class_fraction=2"], "guard.min_class_fraction=2 is not allowed"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), BAD_VALUES)
+def test_bad_values_name_key_value_and_range(
+    tmp_path: Path, tiny_mnist_root: Path, overrides: list[str], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match="invalid config") as caught:
+        validate(compose_run(tmp_path / "run", tiny_mnist_root, overrides))
+    assert expected in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path, tiny_mnist_root: Path) -> None:
+    overrides = ["optim.g.lr=-1", "data.batch_size=0", "tricks.label_flip_prob=-0.1"]
+    with pytest.raises(ConfigError, match="3 problems") as caught:
+        validate(compose_run(tmp_path / "run", tiny_mnist_root, overrides))
+    for key in ("optim.g.lr=-1", "data.batch_size=0", "tricks.label_flip_prob=-0.1"):
+        assert key in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], *([f"experiment={path.stem}"] for path in sorted((CONFIG_DIR / "experiment").glob("*")))],
+)
+def test_shipped_configs_are_valid(
+    tmp_path: Path, tiny_mnist_root: Path, overrides: list[str]
+) -> None:
+    validate(compose_run(tmp_path / "run", tiny_mnist_root, overrides))
+
+
+def test_validation_comes_before_any_data_or_network_work(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    cfg = compose_run(run_dir, tmp_path / "no_such_data", ["optim.g.lr=0"])
+    with pytest.raises(ConfigError, match="optim.g.lr=0"):  # not the DataError of the root
+        train(cfg)
+    assert not (run_dir / "tensorboard").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "expected"),
+    [
+        # Needs the training-set size: checked by the data module before the first step.
+        (["data.batch_size=300"], DataError, "data.batch_size=300 is larger than the 256"),
+        # Needs the networks: checked when the GAN module is built, before any data is read.
+        (["loss=hinge", "tricks.label_smoothing.real=0.9"], ConfigError, "use loss=bce"),
+        (["model=dcgan", "model.image_size=28"], ConfigError, "makes 32x32 images"),
+    ],
+)
+def test_values_that_need_data_or_networks_fail_before_training(
+    tmp_path: Path, tiny_mnist_root: Path, overrides: list[str], error: type, expected: str
+) -> None:
+    run_dir = tmp_path / "run"
+    with pytest.raises(error, match=expected):
+        train(compose_run(run_dir, tiny_mnist_root, ["model=dcgan", *overrides]))
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_wgan_gp_with_a_batchnorm_critic_warns_and_names_the_textbook_fix(
+    compose_train,
+) -> None:
+    """It trains (issue 4: every loss with every architecture), but the user is told why it is
+    not the paper's setting and what is."""
+    from gan_lightning.build import build_gan_module
+
+    with pytest.warns(
+        UserWarning, match=r"Use model=mlp, fc or cnn \(no BatchNorm in D\)|use model=mlp"
+    ):
+        build_gan_module(compose_train(["model=dcgan", "loss=wgan_gp"]))
