@@ -1,0 +1,153 @@
+"""Quantitative GAN metrics during training: every few epochs, and on many samples at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+
+from gan_lightning.classifier import TRAIN_COMMAND, MissingClassifierError
+from gan_lightning.data import MNISTDataModule
+from gan_lightning.metrics.suite import (
+    LOGGED_METRICS,
+    GenerativeMetricSuite,
+    add_generated,
+    build_suite,
+)
+from gan_lightning.train_classifier import launch_training
+
+MISSING_POLICIES = ("warn", "error", "train")
+
+
+class GenerativeMetrics(pl.Callback):
+    """Scores the sampling generator with :class:`GenerativeMetricSuite` at epoch ends.
+
+    Every ``every_n_epochs`` epochs it draws ``num_samples`` samples and logs ``metrics/<name>``
+    (see ``LOGGED_METRICS``) to every logger, at epoch granularity; the last epoch uses
+    ``final_num_samples`` and its values also go to ``<run>/metrics.json``. Add the tags to
+    ``run_summary.metric_names`` to see the final values in TensorBoard's HPARAMS table.
+
+    Args:
+        classifier_ckpt: the classifier weights file (``metrics.classifier_ckpt``).
+        every_n_epochs: evaluate after every n-th epoch (the last epoch always).
+        num_samples: samples per evaluation during training; FID and KID are biased upwards
+            at small counts, so compare runs at equal counts only.
+        final_num_samples: samples for the final evaluation.
+        batch_size: images per generator/classifier call while evaluating.
+        missing_classifier: what to do when ``classifier_ckpt`` does not exist: ``warn`` (skip
+            the metrics, saying which command trains a classifier), ``error``, or ``train``
+            (run that command first, on this run's data).
+        seed: seeds the evaluation noise: the same latent vectors at every evaluation.
+    """
+
+    def __init__(
+        self,
+        classifier_ckpt: str | None,
+        every_n_epochs: int = 1,
+        num_samples: int = 1000,
+        final_num_samples: int = 10000,
+        batch_size: int = 500,
+        missing_classifier: str = "warn",
+        seed: int = 0,
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"metrics.every_n_epochs={every_n_epochs} must be >= 1")
+        for key, value in (("num_samples", num_samples), ("final_num_samples", final_num_samples)):
+            if value < 10:
+                raise ValueError(f"metrics.{key}={value} must be >= 10 (IS uses 10 splits)")
+        if batch_size < 1:
+            raise ValueError(f"metrics.batch_size={batch_size} must be >= 1")
+        if missing_classifier not in MISSING_POLICIES:
+            raise ValueError(
+                f"metrics.missing_classifier={missing_classifier!r} must be one of "
+                f"{', '.join(MISSING_POLICIES)}"
+            )
+        self.classifier_ckpt = Path(classifier_ckpt) if classifier_ckpt else None
+        self.every_n_epochs = every_n_epochs
+        self.num_samples = num_samples
+        self.final_num_samples = final_num_samples
+        self.batch_size = batch_size
+        self.missing_classifier = missing_classifier
+        self.seed = seed
+        self.enabled = True
+        self.suite: GenerativeMetricSuite | None = None
+        self.final: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Find (or train) the classifier before any training work starts."""
+        if stage != "fit":
+            return
+        if not isinstance(trainer.datamodule, MNISTDataModule):
+            raise TypeError(
+                "callbacks.generative_metrics needs the run's MNISTDataModule for the real test "
+                "images (trainer.fit(module, datamodule=...)); drop it with "
+                "callbacks.generative_metrics=null to train without metrics"
+            )
+        if self.classifier_ckpt is not None and self.classifier_ckpt.is_file():
+            return
+        where = (
+            f"no classifier at {self.classifier_ckpt} (metrics.classifier_ckpt)"
+            if self.classifier_ckpt is not None
+            else "metrics.classifier_ckpt is not set"
+        )
+        if self.missing_classifier == "train" and self.classifier_ckpt is not None:
+            if trainer.is_global_zero:
+                rank_zero_info(f"{where}: training one first (metrics.missing_classifier=train)")
+                datamodule = trainer.datamodule
+                launch_training(self.classifier_ckpt, datamodule.root, datamodule.dataset)
+            trainer.strategy.barrier("classifier trained")
+            return
+        message = (
+            f"{where}, so FID, IS and the other generative metrics cannot be computed. Train "
+            f"a classifier with `{TRAIN_COMMAND}`, set metrics.missing_classifier=train to "
+            "train one automatically, or drop the metrics with callbacks.generative_metrics=null."
+        )
+        if self.missing_classifier == "warn":
+            rank_zero_warn(message + " Metrics are skipped for this run.")
+            self.enabled = False
+            return
+        raise MissingClassifierError(message)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Built here, not in setup: the module is on its device by now, and so is the suite.
+        # Only rank zero evaluates; with several devices the others would only repeat it.
+        if self.enabled and self.suite is None and trainer.is_global_zero:
+            self.suite = build_suite(
+                self.classifier_ckpt,
+                trainer.datamodule,
+                device=pl_module.device,
+                batch_size=self.batch_size,
+            )
+
+    # ------------------------------------------------------------------ evaluation
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        suite = self.suite
+        if suite is None:  # disabled, or not rank zero
+            return
+        epoch = trainer.current_epoch
+        last = (0 < (trainer.max_epochs or 0) <= epoch + 1) or trainer.should_stop
+        if not last and (epoch + 1) % self.every_n_epochs:
+            return
+        suite.reset_fake()
+        add_generated(
+            suite,
+            pl_module.sampling_generator(),
+            self.final_num_samples if last else self.num_samples,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
+        values = suite.compute()
+        for name in LOGGED_METRICS:
+            if name in values:
+                pl_module.log(f"metrics/{name}", values[name], on_epoch=True, rank_zero_only=True)
+        if last:
+            self.final = {"epoch": epoch, "classifier_ckpt": str(self.classifier_ckpt), **values}
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.final is not None:
+            path = Path(trainer.default_root_dir) / "metrics.json"
+            path.write_text(json.dumps(self.final, indent=2) + "\n")

@@ -1,0 +1,228 @@
+"""The digit classifier as a LightningModule, its plain-data weights file, and loading it back.
+
+The classifier is the judge of every GAN metric (FID/KID/precision/recall on its penultimate
+features, IS/coverage/conditional accuracy on its logits) and the teacher of seed 000's
+classifier-guided generator. It trains like any image classifier (automatic optimization) on
+the GAN's own data module; the network normalizes its [-1, 1] inputs itself
+(:class:`~gan_lightning.networks.classifier.MNISTClassifier`), so the data is shared unchanged.
+
+What GAN runs load is not Lightning's checkpoint but a small weights file (state dict, network
+config, test accuracy, dataset), read with ``weights_only=True`` so it can never run code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torchmetrics.classification import MulticlassAccuracy
+
+from gan_lightning.checkpoints import CheckpointError, load_state_strict
+
+#: The command that writes the weights file GAN runs look for; every error about it names this.
+TRAIN_COMMAND = "python -m gan_lightning.train_classifier"
+
+OptimizerFactory = Callable[..., Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class MissingClassifierError(CheckpointError, FileNotFoundError):
+    """No classifier weights where the config points; the message names the training command."""
+
+
+@dataclass(frozen=True)
+class AffineAugment:
+    """A random rotation, zoom and shift per image, applied to whole batch tensors.
+
+    With 6,309 training digits the classifier overfits without augmentation; small affine
+    jitter is the classic MNIST cure and keeps digits recognisable (no flips: a mirrored 2 is
+    not a 2). It runs on the batch tensor with ``affine_grid``/``grid_sample``, on whatever
+    device the batch is on, instead of per-image PIL transforms.
+
+    Args:
+        rotation: largest rotation either way, in degrees.
+        translate: largest shift either way, as a fraction of the image side.
+        scale: range of the zoom factor.
+    """
+
+    rotation: float = 10.0
+    translate: float = 0.1
+    scale: tuple[float, float] = (0.9, 1.1)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", tuple(self.scale))  # YAML gives a list
+        if not 0 <= self.rotation <= 180:
+            raise ValueError(f"augment.rotation={self.rotation} must be in [0, 180] degrees")
+        if not 0 <= self.translate < 0.5:
+            raise ValueError(f"augment.translate={self.translate} must be in [0, 0.5)")
+        low, high = self.scale
+        if not 0 < low <= high:
+            raise ValueError(
+                f"augment.scale={list(self.scale)} must be [low, high], 0 < low <= high"
+            )
+
+    def __call__(self, images: Tensor) -> Tensor:
+        uniform = torch.rand(images.shape[0], 4, device=images.device, dtype=images.dtype) * 2 - 1
+        angle = uniform[:, 0] * math.radians(self.rotation)
+        low, high = self.scale
+        zoom = low + (high - low) * (uniform[:, 1] + 1) / 2
+        # affine_grid maps output to input coordinates, hence the inverse zoom; coordinates
+        # span [-1, 1], so a shift of `translate` image sides is 2 * translate in them.
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        shift = uniform[:, 2:] * 2 * self.translate
+        theta = torch.stack(
+            [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+        )
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        # grid_sample fills outside pixels with 0; shifting by one makes that the -1 background.
+        return F.grid_sample(images + 1, grid, align_corners=False) - 1
+
+
+class ClassifierModule(pl.LightningModule):
+    """Trains a digit classifier with cross-entropy; logs loss and accuracy per split.
+
+    Args:
+        network: the classifier, e.g. :class:`~gan_lightning.networks.classifier.MNISTClassifier`
+            (any module with ``features``/``head``/``feature_dim``/``num_classes`` serves metrics).
+        optimizer: partial taking the parameters.
+        scheduler: optional LR-scheduler partial, stepped once per epoch.
+        augment: batch augmentation for training images only.
+        run_config: the resolved run config as plain containers, saved in each checkpoint.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        augment: Callable[[Tensor], Tensor] | None = None,
+        run_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.network = network
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.augment = augment
+        self.run_config = dict(run_config or {})
+        # One accuracy object per split: each accumulates over its own split's epoch.
+        self.train_accuracy = MulticlassAccuracy(network.num_classes, average="micro")
+        self.val_accuracy = MulticlassAccuracy(network.num_classes, average="micro")
+        self.test_accuracy = MulticlassAccuracy(network.num_classes, average="micro")
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network(images)
+
+    def _step(self, batch: tuple[Tensor, Tensor], split: str) -> Tensor:
+        images, labels = batch
+        if split == "train" and self.augment is not None:
+            images = self.augment(images)
+        logits = self.network(images)
+        loss = F.cross_entropy(logits, labels)
+        accuracy = getattr(self, f"{split}_accuracy")
+        accuracy(logits, labels)
+        logged = {"on_epoch": True, "batch_size": labels.shape[0]}
+        self.log(f"{split}/loss", loss, on_step=split == "train", **logged)
+        self.log(f"{split}/acc", accuracy, on_step=False, prog_bar=True, **logged)
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.network.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["run_config"] = self.run_config
+
+
+# ---------------------------------------------------------------------- the weights file
+def save_classifier(
+    path: str | Path,
+    network: nn.Module,
+    network_config: Mapping[str, Any],
+    *,
+    test_accuracy: float | None,
+    dataset: str,
+) -> Path:
+    """Write the weights file GAN runs load (plain data only), atomically.
+
+    Written to a temporary name and renamed, so a GAN run starting meanwhile reads either the
+    old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+        "network": dict(network_config),
+        "test_accuracy": test_accuracy,
+        "dataset": dataset,
+    }
+    partial = path.with_name(f".{path.name}.partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+    return path
+
+
+def read_classifier_file(path: str | Path) -> dict[str, Any]:
+    """The weights file as a dict, refusing anything that is not plain data."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingClassifierError(
+            f"no classifier weights at {path} (metrics.classifier_ckpt). Train one with "
+            f"`{TRAIN_COMMAND}` (it writes there by default), or point "
+            "metrics.classifier_ckpt=<file> at an existing one."
+        )
+    if not zipfile.is_zipfile(path):  # torch.save's format; anything else is not ours
+        raise CheckpointError(
+            f"classifier {path} is not a readable PyTorch file (not written by torch.save); "
+            f"retrain it with `{TRAIN_COMMAND}`."
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"refused to load classifier {path}: it holds Python objects other than tensors and "
+            f"plain containers ({str(error).splitlines()[0]}). Retrain it with `{TRAIN_COMMAND}`."
+        ) from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(
+            f"classifier {path} is not a readable PyTorch file: {error}"
+        ) from error
+    if not isinstance(payload, dict) or not {"state_dict", "network"} <= payload.keys():
+        raise CheckpointError(
+            f"{path} is not a classifier weights file (expected 'state_dict' and 'network' "
+            f"entries, as `{TRAIN_COMMAND}` writes; a Lightning .ckpt is not one)."
+        )
+    return payload
+
+
+def load_classifier(path: str | Path) -> nn.Module:
+    """The classifier of a weights file, frozen: eval mode, no gradients for its parameters.
+
+    Gradients still flow *through* it to its inputs, which is what classifier guidance needs.
+    """
+    payload = read_classifier_file(path)
+    network = instantiate(payload["network"])
+    load_state_strict(network, payload["state_dict"], f"classifier {path}")
+    return network.eval().requires_grad_(False)

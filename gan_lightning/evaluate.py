@@ -1,0 +1,197 @@
+"""Score GAN checkpoints: ``python -m gan_lightning.evaluate ckpt_path=<ckpt> | run_dir=<folder>``.
+
+Every run gets the metrics that training logs (FID, KID, IS, precision/recall, class coverage,
+conditional accuracy), on the classifier and data it was trained with unless told otherwise. A
+folder of runs (a sweep) becomes one table, best FID first, under which the "real-data floor"
+row scores the training images themselves against the test images: what a generator that
+reproduced its data perfectly would get. The numbers also go to a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate, to_absolute_path
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from gan_lightning.checkpoints import CheckpointError, load_generator
+from gan_lightning.data import MNISTDataModule
+from gan_lightning.metrics.suite import (
+    GenerativeMetricSuite,
+    add_generated,
+    add_real_as_fake,
+    build_suite,
+)
+from gan_lightning.sample import resolve_device
+from gan_lightning.train import CONFIG_DIR
+
+#: Table columns: (result key, header, digits); arrows say which way is better.
+COLUMNS = (
+    ("fid", "FID ↓", 2),
+    ("kid", "KID ↓", 4),
+    ("is", "IS ↑", 2),
+    ("precision", "precision ↑", 3),
+    ("recall", "recall ↑", 3),
+    ("coverage_kl", "coverage KL ↓", 3),
+    ("min_class_fraction", "min class ↑", 3),
+    ("cond_acc", "cond. acc ↑", 3),
+)
+
+
+class EvaluateError(ValueError):
+    """Nothing to evaluate where the user pointed, or a run that cannot be scored as asked."""
+
+
+def find_checkpoints(ckpt_path: str | None, run_dir: str | None) -> tuple[list[Path], Path]:
+    """The checkpoints to score and the folder run names are relative to."""
+    if (ckpt_path is None) == (run_dir is None):
+        raise EvaluateError(
+            "give exactly one of ckpt_path=<GAN checkpoint> or run_dir=<folder of runs>"
+        )
+    if ckpt_path is not None:
+        path = Path(to_absolute_path(ckpt_path))
+        if not path.is_file():
+            raise CheckpointError(f"ckpt_path={ckpt_path}: no checkpoint at {path}")
+        return [path], path.parent
+    folder = Path(to_absolute_path(run_dir))
+    found = sorted(folder.glob("**/checkpoints/last.ckpt"))
+    if not found:
+        raise EvaluateError(
+            f"run_dir={run_dir}: no <run>/checkpoints/last.ckpt below {folder}; point it at a "
+            "run folder or a sweep folder, or pass one file with ckpt_path=..."
+        )
+    return found, folder
+
+
+def run_name(ckpt: Path, root: Path) -> str:
+    """``<run>/checkpoints/x.ckpt`` is named by its run folder (relative to ``root`` in a sweep)."""
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    if run != root and run.is_relative_to(root):
+        return str(run.relative_to(root))
+    return run.name
+
+
+def default_output(ckpt_path: str | None, root: Path) -> Path:
+    """Next to the checkpoint (``last.metrics.json``), or ``evaluation.json`` in the folder."""
+    if ckpt_path is not None:
+        return Path(to_absolute_path(ckpt_path)).with_suffix(".metrics.json")
+    return root / "evaluation.json"
+
+
+class _Judges:
+    """One data module and one metric suite per (data, classifier): a sweep shares them."""
+
+    def __init__(self, cfg: DictConfig, device: torch.device) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.datamodules: dict[str, MNISTDataModule] = {}
+        self.suites: dict[tuple[str, str], GenerativeMetricSuite] = {}
+
+    def __call__(
+        self, run_config: Mapping[str, Any]
+    ) -> tuple[GenerativeMetricSuite, MNISTDataModule]:
+        """The suite and data module that judge a run with this config."""
+        data_config = dict(run_config["data"])
+        if self.cfg.data_root:
+            data_config["root"] = to_absolute_path(self.cfg.data_root)
+        data_key = json.dumps(data_config, sort_keys=True)
+        if data_key not in self.datamodules:
+            datamodule = instantiate(data_config)
+            datamodule.prepare_data()
+            datamodule.setup("test")
+            self.datamodules[data_key] = datamodule
+        datamodule = self.datamodules[data_key]
+
+        classifier = self.cfg.classifier_ckpt or run_config.get("metrics", {}).get(
+            "classifier_ckpt"
+        )
+        if classifier is None:
+            raise EvaluateError("the run names no classifier; pass classifier_ckpt=<file>")
+        classifier = to_absolute_path(classifier)
+        if (classifier, data_key) not in self.suites:
+            self.suites[classifier, data_key] = build_suite(
+                classifier, datamodule, device=self.device, batch_size=self.cfg.batch_size
+            )
+        return self.suites[classifier, data_key], datamodule
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score every checkpoint asked for; print the table, write the JSON, return the report."""
+    checkpoints, root = find_checkpoints(cfg.ckpt_path, cfg.run_dir)
+    judges = _Judges(cfg, resolve_device(cfg.device))
+    runs = []
+    first_config: Mapping[str, Any] | None = None
+    for ckpt in checkpoints:
+        generator, run_config = load_generator(ckpt, use_ema=cfg.use_ema)
+        suite, _ = judges(run_config)
+        suite.reset_fake()
+        add_generated(
+            suite,
+            generator.to(judges.device),
+            cfg.num_samples,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+        )
+        runs.append(
+            {
+                "run": run_name(ckpt, root),
+                "ckpt_path": str(ckpt),
+                "model": run_config["model"].get("name"),
+                **suite.compute(),
+            }
+        )
+        first_config = first_config or run_config
+    runs.sort(key=lambda row: row["fid"])
+    report: dict[str, Any] = {
+        "settings": {"num_samples": cfg.num_samples, "seed": cfg.seed, "use_ema": cfg.use_ema},
+        "runs": runs,
+    }
+    if cfg.real_floor and first_config is not None:
+        # The first run's data and classifier: a sweep varies the GAN, not what judges it.
+        suite, datamodule = judges(first_config)
+        suite.reset_fake()
+        add_real_as_fake(suite, datamodule, "train", batch_size=cfg.batch_size)
+        report["real_floor"] = {"run": "real data floor (train vs test)", **suite.compute()}
+
+    out = Path(to_absolute_path(cfg.out)) if cfg.out else default_output(cfg.ckpt_path, root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    console = Console()
+    console.print(results_table(runs, report.get("real_floor")))
+    console.print(f"written to {out}")
+    return report
+
+
+def results_table(runs: list[dict[str, Any]], floor: dict[str, Any] | None) -> Table:
+    table = Table(title="GAN metrics (classifier features; test split as the real set)")
+    table.add_column("run", overflow="fold")
+    table.add_column("samples", justify="right")
+    for _, header, _ in COLUMNS:
+        table.add_column(header, justify="right")
+
+    def cells(row: dict[str, Any]) -> list[str]:
+        values = [f"{row[key]:.{digits}f}" if key in row else "-" for key, _, digits in COLUMNS]
+        return [row["run"], f"{row['num_fake']:,}", *values]
+
+    for row in runs:
+        table.add_row(*cells(row))
+    if floor is not None:
+        table.add_section()
+        table.add_row(*cells(floor), style="italic")
+    return table
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

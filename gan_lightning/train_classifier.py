@@ -1,0 +1,105 @@
+"""Train the metrics classifier: ``python -m gan_lightning.train_classifier [key=value ...]``.
+
+Same shape as ``train``: compose, seed, build, fit, test. On top it writes the weights file that
+GAN runs find by config (``metrics.classifier_ckpt``), after testing the best validation epoch
+on the official test images, whose accuracy goes into the file and the summary.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from rich.console import Console
+
+from gan_lightning.build import build_trainer, plain
+from gan_lightning.classifier import AffineAugment, ClassifierModule, save_classifier
+from gan_lightning.train import CONFIG_DIR
+
+
+def build_classifier_module(cfg: DictConfig) -> ClassifierModule:
+    return ClassifierModule(
+        network=instantiate(cfg.network),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        augment=AffineAugment(**plain(cfg.augment)) if cfg.get("augment") else None,
+        run_config=plain(cfg),
+    )
+
+
+def train_classifier(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test the best epoch, save the weights file; returns test metrics and timings."""
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    module = build_classifier_module(cfg)
+    trainer = build_trainer(cfg)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - start
+    checkpoint = trainer.checkpoint_callback
+    best = "best" if checkpoint is not None and checkpoint.best_model_path else None
+    (results,) = trainer.test(module, datamodule=datamodule, ckpt_path=best)
+    test_accuracy = float(results["test/acc"])
+    path = save_classifier(
+        cfg.metrics.classifier_ckpt,
+        module.network,
+        plain(cfg.network),
+        test_accuracy=test_accuracy,
+        dataset=cfg.data.dataset,
+    )
+    Console().print(
+        f"[bold]classifier[/bold]: test accuracy [bold green]{test_accuracy:.2%}[/bold green] "
+        f"on {datamodule.num_test:,} {cfg.data.dataset} test images after "
+        f"{trainer.current_epoch} epochs on {datamodule.num_train:,} images "
+        f"({fit_seconds / 60:.1f} min); weights: {path}"
+    )
+    return {"test/acc": test_accuracy, "fit_seconds": fit_seconds, "weights": str(path)}
+
+
+def _quote(value: str | Path) -> str:
+    """A Hydra override value that survives spaces and commas in paths."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def launch_training(
+    classifier_ckpt: str | Path,
+    data_root: str | Path,
+    dataset: str,
+    overrides: Sequence[str] = (),
+) -> None:
+    """Run this command in a fresh process, as a user would, writing ``classifier_ckpt``.
+
+    A separate process keeps the classifier's Hydra config, seeding and trainer apart from the
+    GAN run that asked for it (``metrics.missing_classifier=train``); its run folder goes next
+    to the weights file so the GAN run's folder stays its own.
+    """
+    classifier_ckpt = Path(classifier_ckpt)
+    run_dir = classifier_ckpt.parent / "runs" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    command = [
+        sys.executable,
+        "-m",
+        "gan_lightning.train_classifier",
+        f"metrics.classifier_ckpt={_quote(classifier_ckpt)}",
+        f"data.root={_quote(data_root)}",
+        f"data.dataset={dataset}",
+        f"hydra.run.dir={_quote(run_dir)}",
+        *overrides,
+    ]
+    subprocess.run(command, check=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="classifier")
+def main(cfg: DictConfig) -> float:
+    return train_classifier(cfg)["test/acc"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""Metric correctness on cases whose answers are known, and the suite's bookkeeping."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from gan_lightning.callbacks import metrics as metrics_callback
+from gan_lightning.callbacks.metrics import GenerativeMetrics
+from gan_lightning.classifier import MissingClassifierError
+from gan_lightning.data import MNISTDataModule
+from gan_lightning.metrics import (
+    ClassCoverage,
+    ClassifierFeatures,
+    ClassifierLogits,
+    GenerativeMetricSuite,
+    PrecisionRecall,
+    add_generated,
+    add_real_as_fake,
+    build_suite,
+)
+from gan_lightning.metrics.cache import cache_path
+from gan_lightning.networks.classifier import MNISTClassifier
+from tests.metrics_helpers import OneHotJudge, make_classifier_file, one_hot_features
+
+LOG_10 = math.log(10)
+
+
+@pytest.fixture(scope="module")
+def classifier() -> MNISTClassifier:
+    torch.manual_seed(0)
+    return MNISTClassifier().eval()
+
+
+@pytest.fixture(scope="module")
+def digits(tiny_mnist_root: Path) -> MNISTDataModule:
+    datamodule = MNISTDataModule(str(tiny_mnist_root), batch_size=16, download=False)
+    datamodule.setup()
+    return datamodule
+
+
+def small_suite(judge: nn.Module) -> GenerativeMetricSuite:
+    return GenerativeMetricSuite(judge, kid_subsets=5, kid_subset_size=50)
+
+
+def balanced_labels(count: int) -> torch.Tensor:
+    return torch.arange(count) % 10
+
+
+# --------------------------------------------------------------------- FID, KID
+def test_fid_and_kid_of_a_set_against_itself_are_zero_and_grow_with_a_shift(
+    classifier: MNISTClassifier, digits: MNISTDataModule
+) -> None:
+    images = digits.real_images("test")
+    suite = small_suite(classifier)
+    suite.update_real(images)
+    suite.update_fake(images)
+    same = suite.compute()
+    assert same["fid"] == pytest.approx(0, abs=1e-3)
+
+    scores = []
+    for brightness in (0.25, 0.5):  # brighter copies of the same digits
+        suite.reset_fake()
+        suite.update_fake((images + brightness).clamp(-1, 1))
+        scores.append(suite.compute())
+    assert 1e-3 < scores[0]["fid"] < scores[1]["fid"]
+    assert abs(same["kid"]) < scores[0]["kid"] < scores[1]["kid"]
+
+
+def test_features_pass_through_equals_images(
+    classifier: MNISTClassifier, digits: MNISTDataModule
+) -> None:
+    """Cached features fed to update_real give the statistics the images give."""
+    images = digits.real_images("test")
+    from_images, from_features = small_suite(classifier), small_suite(classifier)
+    from_images.update_real(images)
+    with torch.no_grad():
+        from_features.update_real(classifier.features(images))
+    for suite in (from_images, from_features):
+        suite.update_fake(digits.real_images("train"))
+    assert from_images.compute()["fid"] == pytest.approx(from_features.compute()["fid"], rel=1e-6)
+
+
+# --------------------------------------------------------------------- IS
+def test_inception_score_of_one_class_is_one_and_of_balanced_perfect_set_near_ten() -> None:
+    suite = small_suite(OneHotJudge())
+    suite.update_real(one_hot_features(balanced_labels(200)))
+    suite.update_fake(one_hot_features(torch.full((200,), 3)))
+    assert suite.compute()["is"] == pytest.approx(1.0, abs=1e-3)
+
+    suite.reset_fake()
+    suite.update_fake(one_hot_features(balanced_labels(5000)))
+    assert 9.8 < suite.compute()["is"] <= 10.0
+
+
+# --------------------------------------------------------------------- precision / recall
+def test_precision_recall_of_identical_sets_is_one() -> None:
+    features = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
+    metric = PrecisionRecall(k=3)
+    metric.update(features, real=True)
+    metric.update(features.clone(), real=False)
+    result = metric.compute()
+    assert result["precision"] == pytest.approx(1.0)
+    assert result["recall"] == pytest.approx(1.0)
+
+
+def test_dropped_mode_lowers_recall_not_precision() -> None:
+    """Real data in two far-apart clusters, G samples only one: precision 1, recall 1/2."""
+    rng = torch.Generator().manual_seed(0)
+    cluster_a = torch.randn(200, 8, generator=rng)
+    cluster_b = torch.randn(200, 8, generator=rng) + 100
+    metric = PrecisionRecall(k=3)
+    metric.update(torch.cat([cluster_a, cluster_b])[torch.randperm(400, generator=rng)], real=True)
+    metric.update(cluster_a.repeat(2, 1), real=False)  # as many samples, all in cluster a
+    result = metric.compute()
+    assert result["precision"] == 1.0
+    assert result["recall"] == 0.5
+
+
+def test_far_away_samples_have_zero_precision_and_recall() -> None:
+    rng = torch.Generator().manual_seed(0)
+    metric = PrecisionRecall(k=3)
+    metric.update(torch.randn(100, 8, generator=rng), real=True)
+    metric.update(torch.randn(100, 8, generator=rng) + 100, real=False)
+    result = metric.compute()
+    assert float(result["precision"]) == float(result["recall"]) == 0.0
+
+
+def test_precision_recall_keeps_real_features_when_asked() -> None:
+    metric = PrecisionRecall(k=1, reset_real_features=False)
+    metric.update(torch.randn(10, 4), real=True)
+    metric.update(torch.randn(10, 4), real=False)
+    metric.reset()
+    assert len(metric.real_features) == 1 and len(metric.fake_features) == 0
+
+
+def test_precision_recall_needs_more_samples_than_k() -> None:
+    metric = PrecisionRecall(k=3)
+    metric.update(torch.randn(3, 4), real=True)
+    metric.update(torch.randn(5, 4), real=False)
+    with pytest.raises(ValueError, match="k=3 needs more than 3 .* got 3 real and 5 fake"):
+        metric.compute()
+
+
+# --------------------------------------------------------------------- coverage, accuracy
+def test_coverage_kl_of_balanced_set_is_zero_and_of_collapsed_set_is_log_ten() -> None:
+    coverage = ClassCoverage(10)
+    coverage.update(one_hot_features(balanced_labels(500)))
+    balanced = coverage.compute()
+    assert balanced["coverage_kl"] == pytest.approx(0.0, abs=1e-9)
+    assert balanced["min_class_fraction"] == pytest.approx(0.1)
+
+    coverage.reset()
+    coverage.update(one_hot_features(torch.full((500,), 7)))
+    collapsed = coverage.compute()
+    assert collapsed["coverage_kl"] == pytest.approx(LOG_10)
+    assert collapsed["min_class_fraction"] == 0
+    assert collapsed["class_fractions"][7] == 1
+
+
+def test_conditional_accuracy_overall_and_per_digit() -> None:
+    """G asked for balanced digits; it draws digit 9 whenever asked for 8."""
+    requested = balanced_labels(200)
+    drawn = torch.where(requested == 8, 9, requested)
+    suite = small_suite(OneHotJudge())
+    suite.update_real(one_hot_features(requested))
+    suite.update_fake(one_hot_features(drawn), requested)
+    values = suite.compute()
+    assert values["cond_acc"] == pytest.approx(0.9)
+    per_digit = values["cond_acc_per_class"]
+    assert per_digit[8] == 0 and all(per_digit[d] == 1 for d in range(10) if d != 8)
+    assert values["class_fractions"][9] == pytest.approx(0.2)
+
+
+def test_unconditional_samples_report_no_conditional_accuracy() -> None:
+    suite = small_suite(OneHotJudge())
+    suite.update_real(one_hot_features(balanced_labels(100)))
+    suite.update_fake(one_hot_features(balanced_labels(100)))
+    assert "cond_acc" not in suite.compute()
+
+
+# --------------------------------------------------------------------- the suite's bookkeeping
+def test_reset_fake_keeps_real_statistics() -> None:
+    suite = small_suite(OneHotJudge())
+    suite.update_real(one_hot_features(balanced_labels(100)))
+    suite.update_fake(one_hot_features(balanced_labels(60)))
+    suite.compute()
+    suite.reset_fake()
+    assert (suite.num_real, suite.num_fake) == (100, 0)
+    suite.update_fake(one_hot_features(balanced_labels(40)))
+    assert suite.compute()["num_fake"] == 40
+
+
+def test_compute_is_seeded_and_leaves_the_global_rng_alone() -> None:
+    rng = torch.Generator().manual_seed(1)
+    suite = GenerativeMetricSuite(OneHotJudge(), kid_subsets=3, kid_subset_size=30)
+    suite.update_real(torch.rand(100, 10, generator=rng))
+    suite.update_fake(torch.rand(100, 10, generator=rng))
+    state = torch.get_rng_state()
+    first = suite.compute()
+    assert torch.equal(torch.get_rng_state(), state)
+    suite.update_fake(torch.zeros(0, 10))  # invalidates torchmetrics' cached results
+    assert suite.compute() == first
+
+
+def test_feature_views_stay_in_eval_mode_and_check_shapes(classifier: MNISTClassifier) -> None:
+    features = ClassifierFeatures(classifier)
+    assert features.num_features == 128
+    holder = nn.ModuleList([features, ClassifierLogits(classifier)]).train()
+    assert not any(m.training for m in holder.modules() if m is not holder)
+    with torch.no_grad():
+        assert features(torch.zeros(2, 1, 32, 32)).shape == (2, 128)
+        assert ClassifierLogits(classifier)(torch.zeros(2, 128)).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"features \[B, 128\].*\[2, 7\]"):
+        features(torch.zeros(2, 7))
+
+
+# --------------------------------------------------------------------- generation and cache
+class _CountingGenerator(nn.Module):
+    """A conditional 'generator' that draws the one-hot feature of the digit it is asked for."""
+
+    latent_dim = 4
+    num_classes = 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.noise: list[torch.Tensor] = []
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        self.noise.append(z)
+        return one_hot_features(labels) * self.scale
+
+
+def test_add_generated_asks_for_balanced_digits_with_its_own_seeded_noise() -> None:
+    suite = small_suite(OneHotJudge())
+    suite.update_real(one_hot_features(balanced_labels(100)))
+    generator = _CountingGenerator()
+    state = torch.get_rng_state()
+    add_generated(suite, generator, 95, batch_size=40, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)
+    values = suite.compute()
+    assert values["num_fake"] == 95 and values["cond_acc"] == 1.0
+    assert [len(z) for z in generator.noise] == [40, 40, 15]
+    first_noise = torch.cat(generator.noise)
+
+    generator.noise.clear()
+    add_generated(suite, generator, 95, batch_size=95, seed=7)
+    assert torch.equal(torch.cat(generator.noise), first_noise)
+
+
+def test_build_suite_caches_real_features_per_classifier_file(
+    tmp_path: Path, digits: MNISTDataModule
+) -> None:
+    weights = make_classifier_file(tmp_path / "clf.pt", seed=0)
+    suite = build_suite(weights, digits, batch_size=50)
+    assert suite.num_real == digits.num_test
+    cached = cache_path(weights, digits.split_tensors("test")[0], dataset="MNIST", split="test")
+    assert cached.is_file() and cached.parent == tmp_path / "cache"
+    assert build_suite(weights, digits).fid.real_features_sum.allclose(suite.fid.real_features_sum)
+
+    make_classifier_file(weights, seed=1)  # retrained: another key, never the stale features
+    assert cache_path(weights, digits.split_tensors("test")[0], dataset="MNIST", split="test") != (
+        cached
+    )
+
+
+def test_real_floor_of_identical_splits_is_perfect(digits: MNISTDataModule) -> None:
+    """The floor machinery: the test split scored against itself gives FID 0, P = R = 1."""
+    torch.manual_seed(0)
+    suite = small_suite(MNISTClassifier())
+    suite.update_real(digits.real_images("test"))
+    add_real_as_fake(suite, digits, "test", batch_size=50)
+    values = suite.compute()
+    assert values["fid"] == pytest.approx(0, abs=1e-3)
+    assert values["precision"] == values["recall"] == 1.0
+    assert values["num_fake"] == digits.num_test
+    assert 0 <= values["cond_acc"] <= 1  # true labels were passed along
+
+
+# --------------------------------------------------------------------- the training callback
+def _trainer(datamodule: object) -> SimpleNamespace:
+    """What GenerativeMetrics.setup reads from a trainer."""
+    return SimpleNamespace(
+        datamodule=datamodule,
+        is_global_zero=True,
+        strategy=SimpleNamespace(barrier=lambda name=None: None),
+    )
+
+
+def test_missing_classifier_warns_with_the_command_and_skips_metrics(
+    tmp_path: Path, digits: MNISTDataModule
+) -> None:
+    callback = GenerativeMetrics(str(tmp_path / "none.pt"))
+    with pytest.warns(UserWarning, match=r"no classifier at .*none\.pt.*gan_lightning\.train_cl"):
+        callback.setup(_trainer(digits), None, "fit")
+    callback.on_fit_start(_trainer(digits), None)
+    assert callback.suite is None
+
+
+def test_missing_classifier_can_be_an_error(tmp_path: Path, digits: MNISTDataModule) -> None:
+    callback = GenerativeMetrics(None, missing_classifier="error")
+    with pytest.raises(
+        MissingClassifierError, match="classifier_ckpt is not set.*train_classifier"
+    ):
+        callback.setup(_trainer(digits), None, "fit")
+
+
+def test_missing_classifier_can_be_trained_first(
+    tmp_path: Path, digits: MNISTDataModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def fake_launch(path: Path, root: str, dataset: str) -> None:
+        calls.append((path, root, dataset))
+        make_classifier_file(path)
+
+    monkeypatch.setattr(metrics_callback, "launch_training", fake_launch)
+    weights = tmp_path / "clf.pt"
+    callback = GenerativeMetrics(str(weights), missing_classifier="train")
+    callback.setup(_trainer(digits), None, "fit")
+    assert calls == [(weights, digits.root, "MNIST")] and weights.is_file()
+    assert callback.enabled
+
+
+def test_metrics_need_the_mnist_datamodule(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="needs the run's MNISTDataModule"):
+        GenerativeMetrics(str(tmp_path / "x.pt")).setup(_trainer(None), None, "fit")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"every_n_epochs": 0}, "metrics.every_n_epochs=0"),
+        ({"num_samples": 5}, "metrics.num_samples=5"),
+        (
+            {"missing_classifier": "ignore"},
+            "metrics.missing_classifier='ignore'.*warn, error, train",
+        ),
+    ],
+)
+def test_metrics_callback_rejects_bad_settings(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GenerativeMetrics("x.pt", **kwargs)
