@@ -1,0 +1,63 @@
+"""Smoke test of the throughput benchmark: its one command runs end to end and writes its figures.
+
+Speed is never asserted (figures come from the benchmark, not from tests); what is checked is that
+every contestant trained exactly the batches it was asked to time and that every figure is there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCHMARK = REPO_ROOT / "benchmarks" / "throughput.py"
+QUICK_STEPS = 3  # throughput.QUICK["steps"]
+BATCH_SIZE = 64
+
+
+def test_quick_benchmark_reports_every_figure(tiny_mnist_root: Path, tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    command = [
+        sys.executable,
+        str(BENCHMARK),
+        "--quick",
+        "--models",
+        "mlp",
+        "--threads",
+        "1",
+        "--data-root",
+        str(tiny_mnist_root),
+        "--json",
+        str(output),
+    ]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "| model | batch | precision | framework | plain | seed |" in run.stdout
+
+    figures = json.loads(output.read_text())
+    assert figures["machine"]["torch_threads"] == 1
+    assert figures["peak_gflops"]["fp32"] > 0
+    (workload,) = figures["workloads"]
+    assert (workload["model"], workload["batch_size"]) == ("mlp", BATCH_SIZE)
+    assert workload["flop_per_image"] > 0
+    assert set(workload["contestants"]) == {"framework", "plain", "seed"}
+    for name, entry in workload["contestants"].items():
+        # Exactly the timed batches, although the framework's window spans an epoch end.
+        assert entry["timed_images"] == [QUICK_STEPS * BATCH_SIZE], name
+        assert entry["images_per_s"]["median"] > 0, name
+        assert entry["images_per_cpu_s"]["median"] > 0, name
+        assert entry["gflops"] > 0, name
+    for ratios in (workload["ratios"], workload["cpu_ratios"]):
+        assert set(ratios) == {"framework/plain", "framework/seed"}
+        assert all(ratio["median"] > 0 for ratio in ratios.values())
+    assert workload["epoch_end_seconds"] > 0
+    assert len(workload["epoch_end_rounds"]) == 1  # one epoch end per run, the last not counted
+
+    (data_path,) = figures["data_path"]
+    assert data_path["image_size"] == 28
+    assert data_path["ratios"]["datamodule/seed"]["median"] > 0
+    (memory,) = figures["memory"]
+    assert memory["model"] == "mlp"
+    assert memory["peak_rss_mib"] > 0
