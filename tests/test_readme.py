@@ -45,6 +45,11 @@ def hydra_commands() -> list[tuple[str, list[str]]]:
     return found
 
 
+def first_choice(override: str) -> str:
+    """``key=a,b`` -> ``key=a``; lists (``[0.7,1.0]``) are one value, not a sweep."""
+    return override.split(",")[0] if "=" in override and "[" not in override else override
+
+
 def test_readme_shows_the_setup_and_test_commands() -> None:
     commands = readme_commands()
     for expected in ("make train", "make test", "tensorboard --logdir outputs"):
