@@ -190,13 +190,15 @@ class GANModule(pl.LightningModule):
         batch_size = real.shape[0]
         fake_labels = self.sample_labels(batch_size)
         with torch.no_grad():
-            fake = self.generate(batch_size, fake_labels)
+            # Under autocast G emits bf16/fp16; D's inputs and the penalties stay in real's dtype.
+            fake = self.generate(batch_size, fake_labels).to(real.dtype)
         real_in = self._discriminator_inputs(real)
         fake_in = self._discriminator_inputs(fake)
         if tricks.r1_gamma > 0:
             real_in.requires_grad_(True)
-        real_logits = self.discriminator(real_in, real_labels)
-        fake_logits = self.discriminator(fake_in, fake_labels)
+        # Losses in fp32 whatever the autocast dtype (BCE/MSE would be, hinge/WGAN would not).
+        real_logits = self.discriminator(real_in, real_labels).float()
+        fake_logits = self.discriminator(fake_in, fake_labels).float()
         real_targets, fake_targets = discriminator_targets(tricks, real_logits.detach())
         terms = self.loss.discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
         if self.loss.gradient_penalty_weight > 0:
@@ -219,7 +221,7 @@ class GANModule(pl.LightningModule):
         self.toggle_optimizer(opt_g)
         labels = self.sample_labels(batch_size)
         fake = self.generate(batch_size, labels)
-        fake_logits = self.discriminator(self._discriminator_inputs(fake), labels)
+        fake_logits = self.discriminator(self._discriminator_inputs(fake), labels).float()
         adversarial = self.loss.generator_loss(fake_logits)
         logs = {"loss/g/adversarial": adversarial.detach()}
         alpha = self.tricks.classifier_guidance.alpha_at(self.current_epoch)
