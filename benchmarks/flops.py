@@ -7,13 +7,15 @@ could still get.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from timing import clock
 
 
-def step_flops(step: object, real: torch.Tensor) -> int:
+def step_flops(step: Callable[[torch.Tensor], None], real: torch.Tensor) -> int:
     """FLOPs of one call of ``step(real)``: forward and backward passes of D and G.
 
     The counter sees matmuls and convolutions only; elementwise work (activations, Adam) is

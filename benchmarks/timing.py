@@ -23,7 +23,8 @@ class Reading:
     On a machine shared with other jobs, wall time swings with their load; the CPU time this
     process spends per image moves much less (only through shared caches and cores), so
     comparing both tells noise from real change.
-    CPU time counts every thread of the process (intra-op threads, progress bar, loggers).
+    CPU time counts every thread of this process (intra-op threads, progress bar, loggers) but
+    not other processes, such as DataLoader workers.
     """
 
     wall: float

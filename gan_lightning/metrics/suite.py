@@ -16,13 +16,13 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
-from torchmetrics.utilities import dim_zero_cat
 
 # Imported from their modules: torchmetrics.image exports them only when torch-fidelity (the
 # Inception weights we never use) is installed.
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
+from torchmetrics.utilities import dim_zero_cat
 
 from gan_lightning.classifier import load_classifier
 from gan_lightning.data import MNISTDataModule
