@@ -24,12 +24,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics.classification import MulticlassAccuracy
 
-from gan_lightning.checkpoints import CheckpointError, load_state_strict
+from gan_lightning.checkpoints import CheckpointError, instantiate_network, load_state_strict
 
 #: The command that writes the weights file GAN runs look for; every error about it names this.
 TRAIN_COMMAND = "python -m gan_lightning.train_classifier"
@@ -223,6 +222,7 @@ def load_classifier(path: str | Path) -> nn.Module:
     Gradients still flow *through* it to its inputs, which is what classifier guidance needs.
     """
     payload = read_classifier_file(path)
-    network = instantiate(payload["network"])
+    # A crafted file must not name arbitrary callables: only gan-lightning's network classes.
+    network = instantiate_network(payload["network"], f"classifier {path}")
     load_state_strict(network, payload["state_dict"], f"classifier {path}")
     return network.eval().requires_grad_(False)

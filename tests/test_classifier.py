@@ -169,3 +169,22 @@ def test_two_epochs_on_real_mnist_learn_digits(shared_data_root: Path, tmp_path:
     launch_training(weights, shared_data_root, "MNIST", overrides=["trainer.max_epochs=2"])
     accuracy = read_classifier_file(weights)["test_accuracy"]
     assert accuracy > 0.9, f"2 epochs on 5,678 digits should pass 90% test accuracy: {accuracy}"
+
+
+def test_a_classifier_file_naming_a_foreign_callable_is_refused(tmp_path) -> None:
+    """weights_only stops pickled code; the network config must not smuggle a callable in."""
+    import torch
+
+    from gan_lightning.checkpoints import CheckpointError
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("still here")
+    path = tmp_path / "evil.pt"
+    network = {
+        "_target_": "pathlib.Path.unlink",
+        "self": {"_target_": "pathlib.Path", "_args_": [str(victim)]},
+    }
+    torch.save({"state_dict": {}, "network": network}, path)
+    with pytest.raises(CheckpointError, match="refused to build"):
+        load_classifier(path)
+    assert victim.read_text() == "still here"
