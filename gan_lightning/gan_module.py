@@ -7,6 +7,11 @@ regularizers and the tricks (:mod:`gan_lightning.tricks`); the step only compose
 
 Lightning's ``global_step`` rises once per optimizer step (twice per batch here), so the module
 keeps its own ``d_steps`` / ``g_steps`` counters and they travel in the checkpoint.
+
+Per-step scalars reach ``self.log`` only on the batches whose values Lightning writes (every
+``trainer.log_every_n_steps``); their epoch means are summed on the device meanwhile
+(:class:`~gan_lightning.running_means.RunningMeans`) and logged once at the epoch end. The tags
+stay Lightning's ``<name>_step`` / ``<name>_epoch``, and no step reads a value back to the host.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from gan_lightning.config import ConfigError
 from gan_lightning.losses import GANLoss
 from gan_lightning.networks.init import apply_spectral_norm_, initialize_
 from gan_lightning.regularizers import r1_penalty, wgan_gradient_penalty
+from gan_lightning.running_means import RunningMeans
 from gan_lightning.tricks import Tricks, add_instance_noise, discriminator_targets
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,9 @@ class GANModule(pl.LightningModule):
             checkpoint alone rebuilds its networks (``sample``, ``evaluate``).
         num_fixed_samples: size of the fixed-noise batch whose samples are drawn every epoch.
         seed: seeds the fixed noise, independently of the training RNG.
+        compile: ``torch.compile`` both networks (``compile=true``).
+        channels_last: keep conv weights and image batches in NHWC, which GPU tensor cores
+            (and oneDNN on CPU) prefer for convolutions (``channels_last=true``).
         nonfinite: what a NaN/inf loss does: stop (default) or skip the step (``guard`` group).
     """
 
@@ -83,6 +92,7 @@ class GANModule(pl.LightningModule):
         num_fixed_samples: int = 64,
         seed: int = 0,
         compile: bool = False,
+        channels_last: bool = False,
         nonfinite: NonFiniteGuard | None = None,
     ) -> None:
         super().__init__()
@@ -108,6 +118,8 @@ class GANModule(pl.LightningModule):
         self.d_steps = 0
         self.g_steps = 0
         self.compile_networks = compile
+        self.memory_format = torch.channels_last if channels_last else torch.preserve_format
+        self.epoch_means = RunningMeans()
         self.nonfinite = nonfinite or NonFiniteGuard()
         self.skipped_steps = 0
         self._resumed_rng_states: dict[str, Any] | None = None
@@ -120,6 +132,12 @@ class GANModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ set-up
     def configure_model(self) -> None:
+        if self.memory_format == torch.channels_last:
+            # 4-D weights only: Module.to(memory_format=...) leaves linear layers alone.
+            self.generator.to(memory_format=self.memory_format)
+            self.discriminator.to(memory_format=self.memory_format)
+            if self.g_ema is not None:
+                self.g_ema.to(memory_format=self.memory_format)
         if self.compile_networks:
             self.generator.compile()
             self.discriminator.compile()
@@ -162,8 +180,10 @@ class GANModule(pl.LightningModule):
         return ema_lib.sampling_copy(self.g_ema if self.g_ema is not None else self.generator)
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, real_labels = batch
+        if self.memory_format == torch.channels_last:
+            real = real.contiguous(memory_format=self.memory_format)
         opt_g, opt_d = self.optimizers()
         logs: dict[str, Tensor] = {}
         if batch_idx % self.tricks.d_every_n_batches == 0:
@@ -173,10 +193,22 @@ class GANModule(pl.LightningModule):
         if batch_idx % self.tricks.n_critic == 0:
             for _ in range(self.tricks.g_steps_per_d):
                 logs.update(self._generator_step(real.shape[0], opt_g))
-        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=real.shape[0])
-        if self.nonfinite.action == "skip":
-            self.log("guard/skipped_steps", float(self.skipped_steps))
-        return logs
+        self._log_step(logs, batch_size=real.shape[0])
+
+    def _log_step(self, logs: dict[str, Tensor], batch_size: int) -> None:
+        self.epoch_means.update(logs, weight=batch_size)
+        # Lightning's own test for "this batch's step metrics get written"; a self.log on
+        # other batches would cost its full price only to be overwritten by the next one.
+        if self.trainer._logger_connector.should_update_logs:
+            step_logs = {f"{name}_step": value for name, value in logs.items()}
+            if self.nonfinite.action == "skip":
+                step_logs["guard/skipped_steps"] = float(self.skipped_steps)
+            self.log_dict(step_logs, on_step=True, on_epoch=False, batch_size=batch_size)
+
+    def _log_epoch_means(self) -> None:
+        means = self.epoch_means.compute()
+        self.log_dict({f"{name}_epoch": value for name, value in means.items()}, on_epoch=True)
+        self.epoch_means.reset()
 
     def _discriminator_inputs(self, images: Tensor) -> Tensor:
         images = diff_augment(images, self.tricks.diffaugment)
@@ -274,6 +306,7 @@ class GANModule(pl.LightningModule):
             epoch = self.current_epoch
             problem = f"NaN/inf weights at the end of epoch {epoch} ({where}), {self._steps()}"
             raise DivergenceError(divergence_message(problem, self.trainer, can_skip=False))
+        self._log_epoch_means()
         schedulers = self.lr_schedulers() or []
         # Lightning hands back a lone scheduler unwrapped.
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
@@ -289,6 +322,7 @@ class GANModule(pl.LightningModule):
         }
         # Plain tensors and lists, so the file stays loadable with weights_only=True.
         checkpoint["rng_states"] = capture_rng_states()
+        checkpoint["epoch_means"] = self.epoch_means.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Check the weights fit before Lightning loads them, and keep the RNG states for later.
@@ -307,6 +341,8 @@ class GANModule(pl.LightningModule):
         self.g_steps = counters.get("g_steps", 0)
         self.skipped_steps = counters.get("skipped_steps", 0)
         self._resumed_rng_states = checkpoint.get("rng_states")
+        if "epoch_means" in checkpoint:
+            self.epoch_means.load_state_dict(checkpoint["epoch_means"])
 
     def on_train_start(self) -> None:
         """Restore the saved RNG states as late as possible: after every set-up hook.
@@ -314,6 +350,7 @@ class GANModule(pl.LightningModule):
         Whatever set-up draws (callbacks, fit start) then cannot shift the random stream, and
         the resumed run draws exactly what the uninterrupted one drew after that checkpoint.
         """
+        self.epoch_means.to(self.device)
         if self._resumed_rng_states is not None:
             restore_rng_states(self._resumed_rng_states)
             self._resumed_rng_states = None

@@ -162,3 +162,20 @@ def _module_parts(cfg) -> dict:
         "d_optimizer": instantiate(cfg.optim.d),
         "loss": instantiate(cfg.loss),
     }
+
+
+def test_channels_last_keeps_conv_weights_and_batches_in_nhwc(compose_train) -> None:
+    cfg = compose_train(["model=dcgan", "data.batch_size=8", "channels_last=true"])
+    seen = []
+
+    class RecordLayout(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            module.discriminator.register_forward_pre_hook(
+                lambda _, inputs: seen.append(inputs[0].is_contiguous(memory_format=NHWC))
+            )
+
+    NHWC = torch.channels_last
+    module = fit(cfg, batches=1, callbacks=[RecordLayout()])
+    conv_weights = [p for p in module.parameters() if p.dim() == 4]
+    assert conv_weights and all(p.is_contiguous(memory_format=NHWC) for p in conv_weights)
+    assert seen and all(seen)  # real and fake D inputs alike
