@@ -163,14 +163,6 @@ def test_train_classifier_command_writes_a_loadable_weights_file(
     assert {"train/loss_step", "train/acc", "val/loss", "val/acc", "test/acc"} <= tags
 
 
-@pytest.mark.slow
-def test_two_epochs_on_real_mnist_learn_digits(shared_data_root: Path, tmp_path: Path) -> None:
-    weights = tmp_path / "MNIST_classifier.pt"
-    launch_training(weights, shared_data_root, "MNIST", overrides=["trainer.max_epochs=2"])
-    accuracy = read_classifier_file(weights)["test_accuracy"]
-    assert accuracy > 0.9, f"2 epochs on 5,678 digits should pass 90% test accuracy: {accuracy}"
-
-
 def test_a_classifier_file_naming_a_foreign_callable_is_refused(tmp_path) -> None:
     """weights_only stops pickled code; the network config must not smuggle a callable in."""
     import torch
