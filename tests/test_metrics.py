@@ -338,6 +338,8 @@ def test_metrics_need_the_mnist_datamodule(tmp_path: Path) -> None:
     [
         ({"every_n_epochs": 0}, "metrics.every_n_epochs=0"),
         ({"num_samples": 5}, "metrics.num_samples=5"),
+        ({"max_time_share": 0}, r"metrics.max_time_share=0 must be in \(0, 1\]"),
+        ({"max_time_share": 1.5}, r"metrics.max_time_share=1.5 must be in \(0, 1\]"),
         (
             {"missing_classifier": "ignore"},
             "metrics.missing_classifier='ignore'.*warn, error, train",
@@ -347,3 +349,34 @@ def test_metrics_need_the_mnist_datamodule(tmp_path: Path) -> None:
 def test_metrics_callback_rejects_bad_settings(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         GenerativeMetrics("x.pt", **kwargs)
+
+
+@pytest.mark.parametrize("max_time_share", [1e-9, None])
+def test_evaluations_during_training_stay_within_their_time_share(
+    compose_train, tmp_path: Path, max_time_share: float | None
+) -> None:
+    """A tiny share: the first epoch evaluates (nothing spent yet), then only the final one."""
+    from hydra.utils import instantiate
+
+    from gan_lightning.build import build_gan_module, build_trainer
+    from gan_lightning.pictures import read_scalars
+
+    classifier = make_classifier_file(tmp_path / "MNIST_classifier.pt")
+    cfg = compose_train(
+        [
+            "model=mlp",
+            "data.batch_size=16",
+            "trainer.max_epochs=4",
+            f"metrics.classifier_ckpt={classifier}",
+            "metrics.num_samples=20",
+            "metrics.final_num_samples=40",
+            f"metrics.max_time_share={'null' if max_time_share is None else max_time_share}",
+            "callbacks.training_pictures=null",
+        ]
+    )
+    build_trainer(cfg).fit(build_gan_module(cfg), datamodule=instantiate(cfg.data))
+    scalars = read_scalars(tmp_path / "run" / "tensorboard")
+    evaluated_epochs = [0, 3] if max_time_share else [0, 1, 2, 3]
+    assert len(scalars["metrics/fid"][0]) == len(evaluated_epochs)
+    shares = scalars["metrics/time_share"][1]  # logged by the evaluations during training
+    assert len(shares) == len(evaluated_epochs) - 1 and all(0 < s < 1 for s in shares)
