@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -191,3 +193,14 @@ def test_minimax_generator_gradient_saturates_where_non_saturating_does_not() ->
         loss.generator_loss(logits).backward()
         grads[name] = logits.grad.abs().mean().item()
     assert grads["minimax"] < 1e-3 < grads["bce"]
+
+
+def test_ema_decay_warms_up_so_the_random_start_fades_quickly() -> None:
+    from gan_lightning.ema import warmed_up_decay
+
+    assert warmed_up_decay(0.999, 0) == pytest.approx(0.1)
+    assert warmed_up_decay(0.999, 890) == pytest.approx(0.99, abs=1e-4)
+    assert warmed_up_decay(0.999, 100_000) == 0.999
+    # The weight the average still gives its starting point after 1,000 G steps:
+    start_weight = math.prod(warmed_up_decay(0.999, step) for step in range(1000))
+    assert start_weight < 1e-6 < 0.999**1000
