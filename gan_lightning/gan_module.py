@@ -123,6 +123,8 @@ class GANModule(pl.LightningModule):
         self.nonfinite = nonfinite or NonFiniteGuard()
         self.skipped_steps = 0
         self._resumed_rng_states: dict[str, Any] | None = None
+        # ((g_steps, device), sampling copy): see sampling_generator
+        self._sampling_cache: tuple[tuple[int, torch.device], nn.Module] | None = None
 
         fixed = torch.Generator().manual_seed(seed)
         fixed_noise = torch.randn(num_fixed_samples, generator.latent_dim, generator=fixed)
@@ -176,8 +178,17 @@ class GANModule(pl.LightningModule):
         return self.generator(z, labels)
 
     def sampling_generator(self) -> nn.Module:
-        """The generator to sample from: the EMA copy if enabled, with matching BN statistics."""
-        return ema_lib.sampling_copy(self.g_ema if self.g_ema is not None else self.generator)
+        """The generator to sample from: the EMA copy if enabled, with matching BN statistics.
+
+        Recomputing BatchNorm statistics costs a thousand generator passes, and at an epoch end
+        the sample grid, the metrics and the pictures all ask for the same weights, so the copy
+        is kept until the next generator step. Callers must not modify it.
+        """
+        key = (self.g_steps, self.device)
+        if self._sampling_cache is None or self._sampling_cache[0] != key:
+            source = self.g_ema if self.g_ema is not None else self.generator
+            self._sampling_cache = (key, ema_lib.sampling_copy(source))
+        return self._sampling_cache[1]
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -267,7 +278,8 @@ class GANModule(pl.LightningModule):
         self.untoggle_optimizer(opt_g)
         self.g_steps += 1
         if self.g_ema is not None:
-            ema_lib.update_ema_(self.g_ema, self.generator, self.tricks.ema_decay)
+            decay = ema_lib.warmed_up_decay(self.tricks.ema_decay, self.g_steps)
+            ema_lib.update_ema_(self.g_ema, self.generator, decay)
         logs["loss/g"] = loss.detach()
         return logs
 
@@ -336,6 +348,7 @@ class GANModule(pl.LightningModule):
                 f"the checkpoint does not fit this {self.run_config.get('model', {}).get('name')} "
                 f"GAN: {problems}. It was made with a different architecture or config."
             )
+        self._sampling_cache = None
         counters = checkpoint.get("gan_counters", {})
         self.d_steps = counters.get("d_steps", 0)
         self.g_steps = counters.get("g_steps", 0)
