@@ -10,7 +10,8 @@ it), 2 ``plain`` (the fastest simple hand-written loop) and 3 ``seed`` (torchvis
 per-sample transforms, as the seed projects do). They run interleaved, round after round, in an
 order that rotates every round, so a busy neighbour slows them alike; the ratios 1/2 and 1/3 are
 medians of per-round ratios. Alongside: FLOPs per image against the machine's matmul peak, the
-data path alone, the framework's between-epoch share, and the peak memory of a real CLI run.
+data path alone, the framework's between-epoch cost, and a real CLI run's peak memory and the
+share of its training time spent on evaluation.
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ from contestants import (
 )
 from datapath import datamodule_loader, images_per_second, seed_loader
 from flops import PEAK_FOR_PRECISION, peak_table, step_flops
-from memory import train_run_peak_rss
+from real_run import train_run
 from timing import summarize
 
 #: Settings of a full run and of ``--quick``, for whatever the command line leaves unset.
-FULL = dict(steps=100, warmup=10, rounds=3, matmul_size=2048, data_batches=200, rss_batches=20)
-QUICK = dict(steps=3, warmup=1, rounds=1, matmul_size=256, data_batches=5, rss_batches=2)
+FULL = dict(steps=100, warmup=10, rounds=3, matmul_size=2048, data_batches=200, run_batches=None)
+QUICK = dict(steps=3, warmup=1, rounds=1, matmul_size=256, data_batches=5, run_batches=2)
+#: Whole epochs of the real CLI run per model: about half a minute of training on 2 CPU cores,
+#: enough for the metrics budget to settle (an MLP epoch lasts a second, a DCGAN epoch 20 s).
+REAL_RUN_EPOCHS = {"mlp": 20, "fc": 20}
+DEFAULT_REAL_RUN_EPOCHS = 2
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "hydra-core", "gan-lightning")
 
 Runner = Callable[[Workload, int, int], Timing]
@@ -249,8 +254,12 @@ def measure_data_path(
     return results
 
 
-def measure_memory(workloads: list[Workload], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Peak RSS of ``python -m gan_lightning.train`` per model, at the first batch size."""
+def measure_real_runs(workloads: list[Workload], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Peak RSS and evaluation share of ``python -m gan_lightning.train`` per model.
+
+    At the first batch size and precision, with this run's classifier (``metrics.classifier_ckpt``
+    resolved here: the child runs in a temporary folder).
+    """
     results = []
     for model in args.models:
         workload = next(w for w in workloads if w.model == model)
@@ -261,10 +270,17 @@ def measure_memory(workloads: list[Workload], args: argparse.Namespace) -> list[
             f"data.root={cfg.data.root}",
             f"trainer.accelerator={workload.device}",
             f"trainer.precision={workload.precision}",
+            f"metrics.classifier_ckpt={cfg.metrics.classifier_ckpt}",
+            *workload.overrides,
         ]
-        run = train_run_peak_rss(overrides, args.rss_batches)
+        epochs = 1 if args.quick else REAL_RUN_EPOCHS.get(model, DEFAULT_REAL_RUN_EPOCHS)
+        run = train_run(overrides, epochs, args.run_batches)
         results.append({"model": model, "batch_size": workload.batch_size, **run})
-        _progress(f"memory {model}: peak RSS {run['peak_rss_mib']:.0f} MiB")
+        share = run["eval_time_share"]
+        _progress(
+            f"real run {model}: peak RSS {run['peak_rss_mib']:.0f} MiB, evaluation share "
+            + ("n/a (no classifier)" if share is None else f"{share:.1%}")
+        )
     return results
 
 
@@ -419,12 +435,20 @@ def data_path_table(data_path: list[dict[str, Any]]) -> str:
     return markdown_table(["image size", "batch", *loaders, *ratios], rows)
 
 
-def memory_table(memory: list[dict[str, Any]], workloads: list[dict[str, Any]]) -> str:
+def real_run_table(runs: list[dict[str, Any]], workloads: list[dict[str, Any]]) -> str:
     rows = [
-        [m["model"], str(m["batch_size"]), f"{m['peak_rss_mib']:,.0f}", f"{m['wall_s']:.1f}"]
-        for m in memory
+        [
+            r["model"],
+            str(r["batch_size"]),
+            str(r["epochs"]),
+            f"{r['wall_s']:.1f}",
+            f"{r['peak_rss_mib']:,.0f}",
+            "n/a" if r["eval_time_share"] is None else f"{r['eval_time_share']:.1%}",
+        ]
+        for r in runs
     ]
-    text = markdown_table(["model", "batch", "peak RSS MiB", "wall s"], rows)
+    headers = ["model", "batch", "epochs", "wall s", "peak RSS MiB", "evaluation share"]
+    text = markdown_table(headers, rows)
     names = list(workloads[0]["contestants"])
     gpu_rows = [
         _head(w) + [f"{w['contestants'][name]['peak_gpu_mib']:,.0f}" for name in names]
@@ -456,15 +480,17 @@ def report(results: dict[str, Any]) -> str:
         throughput_table(workloads, "images_per_cpu_s", "cpu_ratios"),
         f"Achieved GFLOP/s (share of the matmul peak: {peaks} GFLOP/s)",
         flops_table(workloads),
-        "Framework between epochs (checkpoint, sample grid, metrics callbacks): "
-        "time per epoch end and its share of an epoch",
+        "Framework between epochs (checkpoint, sample grid, metrics callbacks): time of the "
+        "first epoch end, which always evaluates, and its share of an epoch",
         epoch_end_table(workloads),
     ]
     if results["data_path"]:
         sections += ["Data path alone, images/s", data_path_table(results["data_path"])]
     sections += [
-        "Memory: peak RSS of `python -m gan_lightning.train` in a child process",
-        memory_table(results["memory"], workloads),
+        "A real run of `python -m gan_lightning.train` (child process): peak RSS, and the "
+        "metrics/time_share it logs (evaluation time during training / training time, under "
+        "the default metrics.max_time_share budget; n/a without a classifier)",
+        real_run_table(results["real_runs"], workloads),
         *(f"note: {note}" for note in results["notes"]),
     ]
     return "\n\n".join(sections)
@@ -503,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     flops = {w: flop_per_image(w, device) for w in workloads}
     timings, peaks = run_rounds(workloads, runners, args)
     data_path = measure_data_path(workloads, args, with_seed=missing is None)
-    memory = measure_memory(workloads, args)
+    real_runs = measure_real_runs(workloads, args)
     machine["load_average_end"] = list(os.getloadavg())
 
     results = {
@@ -523,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "peak_gflops": peaks,
         "workloads": [summarize_workload(w, timings[w], flops[w], peaks) for w in workloads],
         "data_path": data_path,
-        "memory": memory,
+        "real_runs": real_runs,
         "notes": notes,
     }
     print(report(results))

@@ -7,6 +7,7 @@ the same thing everywhere.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,8 +84,19 @@ def skip_nvml_probe_without_cuda() -> None:
         del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
 
+def silence_known_lightning_warnings() -> None:
+    """Hide two warnings every run would print that ask nothing of the user.
+
+    The data module serves a validation split for the classifier, which the GAN does not
+    validate on; and Lightning 2.6 calls a torch pytree API that torch 2.10+ deprecates.
+    """
+    warnings.filterwarnings("ignore", message=r".*val_dataloader.*no `validation_step`")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
 def build_trainer(cfg: DictConfig, **overrides: Any) -> pl.Trainer:
     skip_nvml_probe_without_cuda()
+    silence_known_lightning_warnings()
     return instantiate(
         cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg), **overrides
     )

@@ -11,6 +11,7 @@ Every problem found is reported at once, each naming the key, the value and what
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,16 @@ def _train_batches(value: Any) -> bool:
     return _is_int(value) and value >= 1
 
 
+def _share(value: Any) -> bool:
+    """In (0, 1]."""
+    return _is_number(value) and 0 < value <= 1
+
+
+def _duration(value: Any) -> bool:
+    # Lightning's Timer reads "DD:HH:MM:SS" strings.
+    return isinstance(value, str) and re.fullmatch(r"\d+:\d\d:\d\d:\d\d", value) is not None
+
+
 @dataclass(frozen=True)
 class Rule:
     key: str
@@ -135,6 +146,13 @@ RULES: tuple[Rule, ...] = (
     Rule("tricks.classifier_guidance.alpha", _unit, "null (off) or a number in [0, 1]", False),
     Rule("tricks.classifier_guidance.alpha_per_epoch", _is_number, "a number"),
     Rule("guard.min_class_fraction", _unit, "a number in [0, 1]"),
+    Rule("metrics.max_time_share", _share, "null or a number in (0, 1]", required=False),
+    Rule(
+        "trainer.max_time",
+        _duration,
+        "null or a duration DD:HH:MM:SS, e.g. 00:00:03:00",
+        required=False,
+    ),
     Rule("trainer.max_epochs", _int_at_least(1), "an integer >= 1"),
     Rule("trainer.log_every_n_steps", _int_at_least(1), "an integer >= 1", required=False),
     Rule(

@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from gan_lightning.checkpoints import CheckpointError, load_generator
 from gan_lightning.pictures import interpolate, save_grid
+from gan_lightning.train import CONFIG_DIR
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 MNIST_SIZE = 28
 NUM_DIGITS = 10
 MODES = ("samples", "interpolate")

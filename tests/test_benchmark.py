@@ -58,6 +58,7 @@ def test_quick_benchmark_reports_every_figure(tiny_mnist_root: Path, tmp_path: P
     (data_path,) = figures["data_path"]
     assert data_path["image_size"] == 28
     assert data_path["ratios"]["datamodule/seed"]["median"] > 0
-    (memory,) = figures["memory"]
-    assert memory["model"] == "mlp"
-    assert memory["peak_rss_mib"] > 0
+    (real_run,) = figures["real_runs"]
+    assert (real_run["model"], real_run["epochs"]) == ("mlp", 1)
+    assert real_run["peak_rss_mib"] > 0
+    assert real_run["eval_time_share"] is None  # no classifier here: metrics skipped

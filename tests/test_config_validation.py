@@ -31,6 +31,8 @@ BAD_VALUES = [
     (["scheduler.g=step", "scheduler.g.gamma=0"], "scheduler.g.gamma=0 is not allowed"),
     (["guard.nonfinite=ignore"], "guard.nonfinite='ignore' is not allowed; it must be one of"),
     (["guard.min_class_fraction=2"], "guard.min_class_fraction=2 is not allowed"),
+    (["metrics.max_time_share=0"], "metrics.max_time_share=0 is not allowed; it must be null"),
+    (["trainer.max_time=3min"], "trainer.max_time='3min' is not allowed; it must be null or a"),
 ]
 
 
