@@ -135,6 +135,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
         run_dir, ["trainer.max_epochs=1000"], tiny_mnist_root, signal.SIGINT
     )
     interrupted = run_dir / "checkpoints" / "interrupted.ckpt"
+    assert "Ctrl-C: stopping after this batch" in output  # at a safe point, not mid-step
     assert "Training stopped by Ctrl-C" in output
     assert f"ckpt_path={interrupted}" in output and "ckpt_path=last" in output
     assert load_checkpoint(interrupted)["global_step"] > 0

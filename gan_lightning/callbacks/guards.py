@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import shlex
+import signal
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +135,11 @@ class RunGuard(Checkpoint):
     """Saves ``interrupted.ckpt`` on Ctrl-C, SIGTERM or a crash; guards resumes and collapse.
 
     Lightning turns SIGTERM into an exception at the end of the current batch and calls
-    ``on_exception`` for it as for Ctrl-C (which can land mid-step) and crashes. ``last.ckpt``
+    ``on_exception`` for it as for crashes. Ctrl-C gets the same treatment here: a
+    KeyboardInterrupt raised wherever the signal lands (inside TensorBoard's writer queue, say)
+    can leave a library's locks or queues half-updated and the shutdown hanging, so the first
+    Ctrl-C only asks to stop at the end of the current batch; a second one interrupts at once.
+    ``last.ckpt``
     is left alone: it is the end of the last finished epoch, the only point a run resumes from
     bit for bit, while ``interrupted.ckpt`` keeps the unfinished epoch's steps; a fit that later
     finishes deletes it. A diverged state (:class:`DivergenceError`) is not worth saving, and
@@ -160,10 +166,41 @@ class RunGuard(Checkpoint):
             )
         self.min_class_fraction = min_class_fraction
         self._warned_fraction: float | None = None
+        self._stop_requested = False
+        self._previous_sigint_handler: Any = None
+
+    # ------------------------------------------------------------------ Ctrl-C at a safe point
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # signal.signal only works in the main thread (not, e.g., inside a notebook worker).
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigint_handler = signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        log.warning("Ctrl-C: stopping after this batch (press Ctrl-C again to stop at once)")
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt  # into Lightning's handler, then on_exception below
+
+    def _restore_sigint_handler(self) -> None:
+        if self._previous_sigint_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint_handler)
+            self._previous_sigint_handler = None
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
+        self._restore_sigint_handler()
         if isinstance(exception, DivergenceError) or trainer.global_step == 0:
             return
         try:
@@ -216,6 +253,7 @@ class RunGuard(Checkpoint):
         logger.experiment._get_file_writer().add_event(restart)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore_sigint_handler()
         # Only reached when fit ends normally: the interrupted state is stale from then on.
         if stage == "fit":
             trainer.strategy.remove_checkpoint(self.ckpt_path)
