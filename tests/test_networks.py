@@ -26,7 +26,7 @@ PARAM_COUNTS = {
     "dcgan7": (1_781_889, 539_777),
     "fc": (218_128, 100_609),
     "cnn": (245_633, 21_381),
-    "cgan": (1_103_105, 392_833),
+    "cgan": (1_103_105, 433_793),  # projection D: 392,833 + a 10 x 4,096 label embedding
 }
 
 
@@ -181,3 +181,8 @@ def test_spectral_norm_wraps_layers() -> None:
     assert abs(disc.net[0].parametrizations.weight.original.std().item() - 0.02) < 0.005
     with torch.no_grad():
         assert disc(gen(torch.randn(BATCH, 100))).shape == (BATCH,)
+
+
+def test_seed000s_label_blind_discriminator_has_no_embedding() -> None:
+    assert n_params(CGANDiscriminator(conditioning="none")) == 392_833
+    assert n_params(CGANDiscriminator(conditioning="projection")) == 392_833 + 10 * 4096
