@@ -11,7 +11,8 @@ keeps its own ``d_steps`` / ``g_steps`` counters and they travel in the checkpoi
 Per-step scalars reach ``self.log`` only on the batches whose values Lightning writes (every
 ``trainer.log_every_n_steps``); their epoch means are summed on the device meanwhile
 (:class:`~gan_lightning.running_means.RunningMeans`) and logged once at the epoch end. The tags
-stay Lightning's ``<name>_step`` / ``<name>_epoch``, and no step reads a value back to the host.
+stay Lightning's ``<name>_step`` / ``<name>_epoch``; logging never reads a value back to the
+host.
 """
 
 from __future__ import annotations
