@@ -44,8 +44,8 @@ def train_classifier(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     fit_seconds = time.perf_counter() - start
-    # The final weights: after a cosine decay to zero they are the settled ones, while 631
-    # validation images (one image = 0.16%) are too few to pick a better epoch reliably.
+    # The final weights: after a cosine decay to zero they are the settled ones, while 315
+    # validation images (one image = 0.3%) are too few to pick a better epoch reliably.
     (results,) = trainer.test(module, datamodule=datamodule)
     test_accuracy = float(results["test/acc"])
     path = save_classifier(
