@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gan_lightning.callbacks.guards import NonFiniteGuard
+from gan_lightning.networks.latents import LATENT_PRIORS
 from gan_lightning.tricks import Tricks
 
 
@@ -114,6 +115,8 @@ RULES: tuple[Rule, ...] = (
     Rule("model.image_size", lambda v: v in (28, 32) and _is_int(v), "28 or 32"),
     Rule("model.latent_dim", _int_at_least(1), "an integer >= 1"),
     Rule("model.num_classes", _int_at_least(0), "an integer >= 0 (0: unconditional)"),
+    Rule("model.latent_prior", lambda v: v in LATENT_PRIORS, " or ".join(LATENT_PRIORS)),
+    Rule("model.width", _int_at_least(1), "an integer >= 1", required=False),
     *(
         Rule(f"optim.{net}.{name}", check, allowed, required)
         for net in ("g", "d")
@@ -141,6 +144,9 @@ RULES: tuple[Rule, ...] = (
     Rule("tricks.instance_noise.std", _non_negative, "a number >= 0"),
     Rule("tricks.instance_noise.anneal_steps", _int_at_least(0), "an integer >= 0"),
     Rule("tricks.ema_decay", _unit_open, "null (off) or a number in [0, 1), e.g. 0.999", False),
+    Rule("tricks.ema_kimg", _positive, "null (off) or a number > 0, e.g. 10", False),
+    Rule("tricks.ema_rampup", _positive, "null (off) or a number > 0, e.g. 0.05", False),
+    Rule("tricks.reuse_fakes", _is_bool, "true or false"),
     Rule("tricks.spectral_norm", _is_bool, "true or false"),
     Rule("tricks.r1_gamma", _non_negative, "a number >= 0"),
     Rule("tricks.classifier_guidance.alpha", _unit, "null (off) or a number in [0, 1]", False),

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from gan_lightning.networks.latents import sample_latents
+
 
 def make_ema(generator: nn.Module) -> nn.Module:
     return copy.deepcopy(generator).requires_grad_(False).eval()
@@ -31,6 +33,24 @@ def warmed_up_decay(decay: float, step: int) -> float:
     890 steps and 0.999 after 9,000.
     """
     return min(decay, (1.0 + step) / (10.0 + step))
+
+
+def half_life_decay(
+    half_life_kimg: float, rampup: float | None, batch_size: int, images_seen: int
+) -> float:
+    """StyleGAN2-ADA's averaging speed: the weight of the past halves every ``half_life_kimg``
+    thousand images, and with ``rampup`` the half-life is at most ``rampup`` times the images
+    seen so far.
+
+    A fixed decay is tuned for one run length: 0.999 forgets too slowly for a 10-minute run and
+    too fast for a day-long one. A half-life in images does not depend on the batch size, and
+    the ramp-up lets the average follow a generator that still improves quickly early on
+    (Karras et al. 2020, ``training_loop.py``: ``ema_kimg`` and ``ema_rampup``).
+    """
+    half_life = half_life_kimg * 1000.0
+    if rampup is not None:
+        half_life = min(half_life, images_seen * rampup)
+    return 0.5 ** (batch_size / max(half_life, 1e-8))
 
 
 @torch.no_grad()
@@ -70,7 +90,7 @@ def sampling_copy(
         norm.momentum = None  # cumulative average over the noise batches
     sampler.train()
     for _ in range(batches):
-        z = torch.randn(batch_size, sampler.latent_dim, generator=rng, device=device)
+        z = sample_latents(sampler, batch_size, rng=rng, device=device)
         labels = None
         if sampler.num_classes:
             labels = torch.randint(sampler.num_classes, (batch_size,), generator=rng, device=device)

@@ -46,6 +46,7 @@ from gan_lightning.checkpoints import (
 from gan_lightning.config import ConfigError
 from gan_lightning.losses import GANLoss
 from gan_lightning.networks.init import apply_spectral_norm_, initialize_
+from gan_lightning.networks.latents import sample_latents
 from gan_lightning.regularizers import r1_penalty, wgan_gradient_penalty
 from gan_lightning.running_means import RunningMeans
 from gan_lightning.tricks import Tricks, add_instance_noise, discriminator_targets
@@ -106,7 +107,7 @@ class GANModule(pl.LightningModule):
             apply_spectral_norm_(discriminator)
         self.generator = generator
         self.discriminator = discriminator
-        self.g_ema = ema_lib.make_ema(generator) if self.tricks.ema_decay is not None else None
+        self.g_ema = ema_lib.make_ema(generator) if self.tricks.uses_ema else None
         self.guide_classifier = guide_classifier
         if guide_classifier is not None:
             guide_classifier.requires_grad_(False).eval()
@@ -128,7 +129,7 @@ class GANModule(pl.LightningModule):
         self._sampling_cache: tuple[tuple[int, torch.device], nn.Module] | None = None
 
         fixed = torch.Generator().manual_seed(seed)
-        fixed_noise = torch.randn(num_fixed_samples, generator.latent_dim, generator=fixed)
+        fixed_noise = sample_latents(generator, num_fixed_samples, rng=fixed)
         self.register_buffer("fixed_noise", fixed_noise)
         fixed_labels = torch.arange(num_fixed_samples) % max(generator.num_classes, 1)
         self.register_buffer("fixed_labels", fixed_labels)
@@ -175,7 +176,7 @@ class GANModule(pl.LightningModule):
 
     def generate(self, batch_size: int, labels: Tensor | None = None) -> Tensor:
         """Fakes from the live generator (with gradients), as the training step needs them."""
-        z = torch.randn(batch_size, self.generator.latent_dim, device=self.device)
+        z = sample_latents(self.generator, batch_size, device=self.device)
         return self.generator(z, labels)
 
     def sampling_generator(self) -> nn.Module:
@@ -198,14 +199,23 @@ class GANModule(pl.LightningModule):
             real = real.contiguous(memory_format=self.memory_format)
         opt_g, opt_d = self.optimizers()
         logs: dict[str, Tensor] = {}
+        batch_size = real.shape[0]
+        fakes: tuple[Tensor, Tensor | None] | None = None
         if batch_idx % self.tricks.d_every_n_batches == 0:
             # Projection discriminators judge real images against their true class.
             real_labels = real_labels if self.conditional else None
-            logs.update(self._discriminator_step(real, real_labels, opt_d))
+            if self.tricks.reuse_fakes and batch_idx % self.tricks.n_critic == 0:
+                # Drawn with G's graph kept, before D's toggle freezes G: the G step below
+                # backpropagates through these same images.
+                fake_labels = self.sample_labels(batch_size)
+                fakes = (self.generate(batch_size, fake_labels), fake_labels)
+            logs.update(self._discriminator_step(real, real_labels, opt_d, fakes))
         if batch_idx % self.tricks.n_critic == 0:
             for _ in range(self.tricks.g_steps_per_d):
-                logs.update(self._generator_step(real.shape[0], opt_g))
-        self._log_step(logs, batch_size=real.shape[0])
+                # Only the first G step can reuse: after it G has changed.
+                logs.update(self._generator_step(batch_size, opt_g, fakes))
+                fakes = None
+        self._log_step(logs, batch_size=batch_size)
 
     def _log_step(self, logs: dict[str, Tensor], batch_size: int) -> None:
         self.epoch_means.update(logs, weight=batch_size)
@@ -227,15 +237,23 @@ class GANModule(pl.LightningModule):
         return add_instance_noise(images, self.tricks.instance_noise.std_at(self.d_steps))
 
     def _discriminator_step(
-        self, real: Tensor, real_labels: Tensor | None, opt_d: Optimizer
+        self,
+        real: Tensor,
+        real_labels: Tensor | None,
+        opt_d: Optimizer,
+        fakes: tuple[Tensor, Tensor | None] | None = None,
     ) -> dict[str, Tensor]:
         tricks = self.tricks
         self.toggle_optimizer(opt_d)
         batch_size = real.shape[0]
-        fake_labels = self.sample_labels(batch_size)
-        with torch.no_grad():
-            # Under autocast G emits bf16/fp16; D's inputs and the penalties stay in real's dtype.
-            fake = self.generate(batch_size, fake_labels).to(real.dtype)
+        if fakes is None:
+            fake_labels = self.sample_labels(batch_size)
+            with torch.no_grad():
+                fake = self.generate(batch_size, fake_labels)
+        else:
+            fake, fake_labels = fakes[0].detach(), fakes[1]
+        # Under autocast G emits bf16/fp16; D's inputs and the penalties stay in real's dtype.
+        fake = fake.to(real.dtype)
         real_in = self._discriminator_inputs(real)
         fake_in = self._discriminator_inputs(fake)
         if tricks.r1_gamma > 0:
@@ -261,10 +279,15 @@ class GANModule(pl.LightningModule):
         logs["D(G(z))"] = torch.sigmoid(fake_logits.detach()).mean()
         return logs
 
-    def _generator_step(self, batch_size: int, opt_g: Optimizer) -> dict[str, Tensor]:
+    def _generator_step(
+        self, batch_size: int, opt_g: Optimizer, fakes: tuple[Tensor, Tensor | None] | None = None
+    ) -> dict[str, Tensor]:
         self.toggle_optimizer(opt_g)
-        labels = self.sample_labels(batch_size)
-        fake = self.generate(batch_size, labels)
+        if fakes is None:
+            labels = self.sample_labels(batch_size)
+            fake = self.generate(batch_size, labels)
+        else:
+            fake, labels = fakes
         fake_logits = self.discriminator(self._discriminator_inputs(fake), labels).float()
         adversarial = self.loss.generator_loss(fake_logits)
         logs = {"loss/g/adversarial": adversarial.detach()}
@@ -279,10 +302,19 @@ class GANModule(pl.LightningModule):
         self.untoggle_optimizer(opt_g)
         self.g_steps += 1
         if self.g_ema is not None:
-            decay = ema_lib.warmed_up_decay(self.tricks.ema_decay, self.g_steps)
-            ema_lib.update_ema_(self.g_ema, self.generator, decay)
+            ema_lib.update_ema_(self.g_ema, self.generator, self._ema_decay(batch_size))
         logs["loss/g"] = loss.detach()
         return logs
+
+    def _ema_decay(self, batch_size: int) -> float:
+        tricks = self.tricks
+        if tricks.ema_kimg is not None:
+            images_seen = self.g_steps * batch_size
+            return ema_lib.half_life_decay(
+                tricks.ema_kimg, tricks.ema_rampup, batch_size, images_seen
+            )
+        assert tricks.ema_decay is not None  # g_ema exists only when one of the two is set
+        return ema_lib.warmed_up_decay(tricks.ema_decay, self.g_steps)
 
     def _optimize(self, optimizer: Optimizer, loss: Tensor, network: str) -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from gan_lightning.checkpoints import CheckpointError, load_generator
+from gan_lightning.networks.latents import sample_latents
 from gan_lightning.pictures import interpolate, save_grid
 from gan_lightning.train import CONFIG_DIR
 
@@ -90,7 +91,7 @@ def draw_samples(
     num_classes = generator.num_classes
     check_digit("digit", digit, num_classes)
     rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(num_samples, generator.latent_dim, generator=rng)
+    z = sample_latents(generator, num_samples, rng=rng)
     labels = None
     if num_classes:
         labels = (
@@ -144,7 +145,7 @@ def find_digit_latent(
     Draws ``candidates`` latents from ``seed`` and keeps the one with the highest probability
     for ``digit`` among those classified as it: a clear example, as seed 001 chose its 6 and 9.
     """
-    z = torch.randn(candidates, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    z = sample_latents(generator, candidates, rng=torch.Generator().manual_seed(seed))
     probabilities = class_probabilities(classifier, generate(generator, z, None, batch_size))
     recognised = probabilities.argmax(dim=1) == digit
     if not recognised.any():
@@ -234,7 +235,7 @@ def endpoint(
 ) -> Tensor:
     """A latent [1, D]: the first draw of ``seed``, or the clearest ``digit`` among its draws."""
     if digit is None:
-        return torch.randn(1, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+        return sample_latents(generator, 1, rng=torch.Generator().manual_seed(seed))
     assert classifier is not None  # load_digit_classifier ran because a digit was asked for
     return find_digit_latent(generator, classifier, digit, seed)[None]
 

@@ -58,10 +58,13 @@ class Tricks:
     n_critic: int = 1
     instance_noise: InstanceNoise = field(default_factory=InstanceNoise)
     ema_decay: float | None = None
+    ema_kimg: float | None = None
+    ema_rampup: float | None = None
     spectral_norm: bool = False
     r1_gamma: float = 0.0
     diffaugment: tuple[str, ...] = ()
     classifier_guidance: ClassifierGuidance = field(default_factory=ClassifierGuidance)
+    reuse_fakes: bool = False
 
     def __post_init__(self) -> None:
         for key, spec in (("real", self.real_target), ("fake", self.fake_target)):
@@ -80,11 +83,30 @@ class Tricks:
             raise ValueError(f"tricks.instance_noise={self.instance_noise} must be >= 0")
         if self.ema_decay is not None:
             _check_range("tricks.ema_decay", self.ema_decay, 0.0, 1.0, open_upper=True)
+        if self.ema_decay is not None and self.ema_kimg is not None:
+            raise ValueError(
+                f"tricks.ema_decay={self.ema_decay} and tricks.ema_kimg={self.ema_kimg} both set "
+                "the averaged generator's speed; set one of them (the other to null)"
+            )
+        if self.ema_kimg is not None and self.ema_kimg <= 0:
+            raise ValueError(f"tricks.ema_kimg={self.ema_kimg} must be > 0 (or null: off)")
+        if self.ema_rampup is not None:
+            if self.ema_kimg is None:
+                raise ValueError(
+                    f"tricks.ema_rampup={self.ema_rampup} ramps up tricks.ema_kimg, which is "
+                    "null; set tricks.ema_kimg (e.g. 10) or drop ema_rampup"
+                )
+            if self.ema_rampup <= 0:
+                raise ValueError(f"tricks.ema_rampup={self.ema_rampup} must be > 0 (or null)")
         if self.r1_gamma < 0:
             raise ValueError(f"tricks.r1_gamma={self.r1_gamma} must be >= 0")
         check_policies(self.diffaugment)
         if self.classifier_guidance.alpha is not None:
             _check_range("tricks.classifier_guidance.alpha", self.classifier_guidance.alpha, 0, 1)
+
+    @property
+    def uses_ema(self) -> bool:
+        return self.ema_decay is not None or self.ema_kimg is not None
 
     @property
     def uses_targets(self) -> bool:

@@ -382,3 +382,73 @@ def test_evaluations_during_training_stay_within_their_time_share(
     assert len(shares) == 4 and all(0 < s < 1 for s in shares)
     if max_time_share:  # no evaluation after epoch 0 until the final one: the share falls
         assert shares[0] > shares[1] > shares[2]
+
+
+# ---------------------------------------------------------------------------- memorization
+def _memorization_sets():
+    """Train and test images of one smooth family (blobs at random places), and features."""
+    rng = torch.Generator().manual_seed(0)
+
+    def blobs(count: int) -> torch.Tensor:
+        grid = torch.arange(28.0)
+        centres = torch.rand(count, 2, generator=rng) * 16 + 6
+        rows = (grid[None, :] - centres[:, :1]).square()
+        cols = (grid[None, :] - centres[:, 1:]).square()
+        images = torch.exp(-(rows[:, :, None] + cols[:, None, :]) / 18.0)
+        return (images * 2 - 1)[:, None]
+
+    return blobs(600), blobs(300)
+
+
+class _PixelFeatures(nn.Module):
+    """A stand-in feature net: 16 average-pooled pixels."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(images, 4).flatten(1)
+
+
+def _memorization(train: torch.Tensor, test: torch.Tensor):
+    from gan_lightning.metrics.memorization import Memorization, flat_pixels
+
+    features = _PixelFeatures()
+    metric = Memorization(features)
+    metric.set_reference(flat_pixels(train), features(train), flat_pixels(test), features(test))
+    return metric
+
+
+def test_memorization_flags_planted_training_copies_and_not_novel_images() -> None:
+    train, test = _memorization_sets()
+    copies = _memorization(train, test)
+    copies.update(train[:200])
+    flagged = copies.compute()
+    novel = _memorization(train, test)
+    novel.update(test[:200])
+    clean = novel.compute()
+    for space in ("pixel", "feature"):
+        assert flagged[f"copy_share_{space}"] == 1.0
+        assert flagged[f"nn_ratio_{space}"] < 1e-3
+        assert clean[f"copy_share_{space}"] <= 0.05
+        assert clean[f"nn_ratio_{space}"] == pytest.approx(1.0, abs=0.25)
+
+
+def test_memorization_sees_a_half_copied_sample_set() -> None:
+    train, test = _memorization_sets()
+    metric = _memorization(train, test)
+    metric.update(torch.cat([train[:100], test[:100]]))
+    values = metric.compute()
+    assert 0.45 <= values["copy_share_pixel"] <= 0.55
+
+
+def test_suite_flags_training_images_fed_as_samples(
+    tmp_path: Path, digits: MNISTDataModule
+) -> None:
+    suite = build_suite(make_classifier_file(tmp_path / "clf.pt", seed=0), digits, batch_size=50)
+    add_real_as_fake(suite, digits, "train", batch_size=50)
+    copied = suite.compute()
+    # Pixels only: the tiny test split repeats training images, so its feature distances are
+    # float noise as well (the feature space is tested on novel data above).
+    assert copied["copy_share_pixel"] == 1.0 and copied["nn_ratio_pixel"] == 0.0
+    assert {"copy_share_feature", "nn_ratio_feature"} <= set(copied)
+    suite.reset_fake()  # the training reference survives, like the real statistics
+    add_real_as_fake(suite, digits, "train", batch_size=50)
+    assert suite.compute()["copy_share_pixel"] == 1.0

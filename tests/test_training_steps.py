@@ -11,7 +11,7 @@ from gan_lightning.build import build_gan_module
 from gan_lightning.gan_module import GANModule
 from gan_lightning.tricks import Tricks
 
-MODELS = ["mlp", "dcgan", "dcgan7", "fc", "cnn", "cgan"]
+MODELS = ["mlp", "dcgan", "dcgan7", "fc", "cnn", "cgan", "lean", "lean_cgan"]
 LOSSES = ["bce", "minimax", "lsgan", "hinge", "wgan_gp"]
 
 

@@ -21,6 +21,7 @@ from torchvision.io import ImageReadMode, decode_image
 
 from gan_lightning import pictures
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
+from gan_lightning.networks.latents import sample_latents
 from gan_lightning.sample import balanced_labels, generate, predict_digits, walk
 
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.png")
@@ -99,7 +100,7 @@ class TrainingPictures(pl.Callback):
 
     def _final_samples(self, generator: nn.Module, rng: torch.Generator, folder: Path) -> Path:
         """Seed 001's 100 random outputs, 10x10."""
-        z = torch.randn(100, generator.latent_dim, generator=rng)
+        z = sample_latents(generator, 100, rng=rng)
         labels = balanced_labels(100, generator.num_classes) if generator.num_classes else None
         return pictures.save_grid(
             generate(generator, z, labels), folder / "final_samples_10x10.png", 10
@@ -113,7 +114,7 @@ class TrainingPictures(pl.Callback):
             rank_zero_info("real_vs_fake.png skipped: the data module has no real_images()")
             return None
         real = datamodule.real_images("train", min(self.num_real, datamodule.num_train))
-        z = torch.randn(real.shape[0], generator.latent_dim, generator=rng)
+        z = sample_latents(generator, real.shape[0], rng=rng)
         labels = None
         if generator.num_classes:
             labels = balanced_labels(real.shape[0], generator.num_classes)
@@ -124,10 +125,10 @@ class TrainingPictures(pl.Callback):
         if generator.num_classes:
             rows = generator.num_classes
             labels: Tensor | None = torch.arange(rows)
-            start, end = torch.randn(2, 1, generator.latent_dim, generator=rng).expand(-1, rows, -1)
+            start, end = sample_latents(generator, 2, rng=rng)[:, None].expand(-1, rows, -1)
         else:
             rows, labels = self.interpolation_rows, None
-            start, end = torch.randn(2, rows, generator.latent_dim, generator=rng)
+            start, end = sample_latents(generator, 2 * rows, rng=rng).view(2, rows, -1)
         images, _ = walk(generator, start, end, self.interpolation_steps, self.slerp, labels)
         return pictures.save_grid(images, folder / "interpolation.png", self.interpolation_steps)
 
@@ -152,7 +153,7 @@ class TrainingPictures(pl.Callback):
         classifier.to(next(generator.parameters()).device)
         count = self.annotated_per_digit * generator.num_classes
         targets = balanced_labels(count, generator.num_classes)
-        z = torch.randn(count, generator.latent_dim, generator=rng)
+        z = sample_latents(generator, count, rng=rng)
         images = generate(generator, z, targets)
         answers = predict_digits(classifier, images)
         accuracy = round(100 * pictures.agreement(targets, answers))

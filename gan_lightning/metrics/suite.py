@@ -30,7 +30,9 @@ from gan_lightning.data.datamodule import to_unit_range
 from gan_lightning.metrics.cache import real_features
 from gan_lightning.metrics.coverage import ClassCoverage
 from gan_lightning.metrics.features import ClassifierFeatures, ClassifierLogits
+from gan_lightning.metrics.memorization import Memorization, flat_pixels
 from gan_lightning.metrics.precision_recall import PrecisionRecall
+from gan_lightning.networks.latents import sample_latents
 
 #: Scalars worth a curve: logged as ``metrics/<name>`` during training (cond_acc only for
 #: conditional generators). Lower is better for fid, kid and coverage_kl; higher for the rest.
@@ -43,7 +45,13 @@ LOGGED_METRICS = (
     "coverage_kl",
     "min_class_fraction",
     "cond_acc",
+    "copy_share_pixel",
+    "copy_share_feature",
+    "nn_ratio_pixel",
+    "nn_ratio_feature",
 )
+#: Memorization keys: meaningless for real images scored against their own training set.
+MEMORIZATION_METRICS = LOGGED_METRICS[-4:]
 
 
 class GenerativeMetricSuite(nn.Module):
@@ -97,6 +105,7 @@ class GenerativeMetricSuite(nn.Module):
         self.coverage = ClassCoverage(num_classes, **local)
         self.cond_acc = MulticlassAccuracy(num_classes, average="micro", **local)
         self.cond_acc_per_class = MulticlassAccuracy(num_classes, average="none", **local)
+        self.memorization = Memorization(self.features, **local)
         self.logits = logits
 
     def _metrics(self) -> list[Metric]:
@@ -128,6 +137,8 @@ class GenerativeMetricSuite(nn.Module):
         for metric in (self.fid, self.kid, self.precision_recall):
             metric.update(features, real=False)
         self.inception_score.update(features)
+        if self.memorization.has_reference:
+            self.memorization.update(images, features)
         logits = self.logits(features)
         self.coverage.update(logits)
         if labels is not None:
@@ -168,6 +179,8 @@ class GenerativeMetricSuite(nn.Module):
             "min_class_fraction": float(coverage["min_class_fraction"]),
             "class_fractions": coverage["class_fractions"].tolist(),
         }
+        if self.memorization.update_called:
+            values.update({k: float(v) for k, v in self.memorization.compute().items()})
         if self.cond_acc.update_called:
             values["cond_acc"] = float(self.cond_acc.compute())
             values["cond_acc_per_class"] = self.cond_acc_per_class.compute().tolist()
@@ -188,16 +201,21 @@ def build_suite(
     trains one) when there is no classifier file.
     """
     suite = GenerativeMetricSuite(load_classifier(classifier_ckpt), **suite_options).to(device)
-    images = datamodule.split_tensors("test")[0]
-    suite.update_real(
-        real_features(
+    pixels, features = {}, {}
+    for split in ("train", "test"):
+        images = datamodule.split_tensors(split)[0]
+        pixels[split] = flat_pixels(to_unit_range(images.to(device)))
+        features[split] = real_features(
             suite.features,
             classifier_ckpt,
             images,
             dataset=datamodule.dataset,
-            split="test",
+            split=split,
             batch_size=batch_size,
         )
+    suite.update_real(features["test"])
+    suite.memorization.set_reference(
+        pixels["train"], features["train"], pixels["test"], features["test"]
     )
     return suite
 
@@ -223,7 +241,7 @@ def add_generated(
     num_classes = generator.num_classes
     for start in range(0, num_samples, batch_size):
         count = min(batch_size, num_samples - start)
-        z = torch.randn(count, generator.latent_dim, generator=rng, device=device)
+        z = sample_latents(generator, count, rng=rng, device=device)
         labels = None
         if num_classes:
             labels = torch.arange(start, start + count, device=device) % num_classes

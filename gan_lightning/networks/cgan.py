@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_lightning.networks.latents import check_latent_prior
 from gan_lightning.networks.layers import Reshape, block, require_labels
 
 CONDITIONING = ("none", "projection")
@@ -16,10 +17,13 @@ class CGANGenerator(nn.Module):
 
     image_size = 28
 
-    def __init__(self, latent_dim: int = 100, num_classes: int = 10) -> None:
+    def __init__(
+        self, latent_dim: int = 100, num_classes: int = 10, latent_prior: str = "gaussian"
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
+        self.latent_prior = check_latent_prior(latent_prior)
         self.net = nn.Sequential(
             *block(
                 nn.Linear(num_classes + latent_dim, 128 * 7 * 7), nn.LeakyReLU(0.2), batch_norm=True

@@ -10,7 +10,7 @@ from gan_lightning.networks.layers import Discriminator, Generator, Reshape, blo
 class DCGANGenerator(Generator):
     """Linear to 256x4x4, then three stride-2 transposed convs up to 32x32."""
 
-    def __init__(self, latent_dim: int = 100) -> None:
+    def __init__(self, latent_dim: int = 100, latent_prior: str = "gaussian") -> None:
         super().__init__(
             latent_dim,
             32,
@@ -23,6 +23,7 @@ class DCGANGenerator(Generator):
                 nn.ConvTranspose2d(64, 1, 4, 2, 1),
                 nn.Tanh(),
             ),
+            latent_prior=latent_prior,
         )
 
 

@@ -10,7 +10,7 @@ from gan_lightning.networks.layers import Discriminator, Generator, block
 class DCGAN7Generator(Generator):
     """z as a 1x1 map, a 7x7 transposed conv to 256x7x7, then two stride-2 stages to 28x28."""
 
-    def __init__(self, latent_dim: int = 100) -> None:
+    def __init__(self, latent_dim: int = 100, latent_prior: str = "gaussian") -> None:
         super().__init__(
             latent_dim,
             28,
@@ -20,6 +20,7 @@ class DCGAN7Generator(Generator):
                 nn.ConvTranspose2d(128, 1, 4, 2, 1),
                 nn.Tanh(),
             ),
+            latent_prior=latent_prior,
         )
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:

@@ -30,7 +30,7 @@ def dcgan_init_(module: nn.Module) -> None:
     """
     if isinstance(module, _WEIGHTED):
         nn.init.normal_(_raw_weight(module), 0.0, 0.02)
-    elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+    elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
     else:
         return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from gan_lightning.networks.latents import check_latent_prior
+
 
 class Reshape(nn.Module):
     """``view`` as a module, so flat and spatial stages can share one ``nn.Sequential``."""
@@ -58,10 +60,13 @@ class Generator(nn.Module):
 
     num_classes = 0
 
-    def __init__(self, latent_dim: int, image_size: int, net: nn.Module) -> None:
+    def __init__(
+        self, latent_dim: int, image_size: int, net: nn.Module, latent_prior: str = "gaussian"
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.image_size = image_size
+        self.latent_prior = check_latent_prior(latent_prior)
         self.net = net
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:

@@ -21,19 +21,30 @@ def _mlp(widths: Sequence[int], dropout: float) -> list[nn.Module]:
 
 
 class MLPGenerator(Generator):
-    """Widens 100-32-64-128 before the 784-pixel output layer."""
+    """Widens 100-32-64-128 before the 784-pixel output layer.
 
-    def __init__(self, latent_dim: int = 100, hidden_dims: Sequence[int] = (32, 64, 128)) -> None:
+    ``dropout`` after each hidden layer is what seed 004's course code does in G too; it is
+    active while training and off when sampling (eval mode), so samples stay deterministic.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        hidden_dims: Sequence[int] = (32, 64, 128),
+        dropout: float = 0.0,
+        latent_prior: str = "gaussian",
+    ) -> None:
         widths = [latent_dim, *hidden_dims]
         super().__init__(
             latent_dim,
             28,
             nn.Sequential(
-                *_mlp(widths, dropout=0.0),
+                *_mlp(widths, dropout=dropout),
                 nn.Linear(widths[-1], IMAGE_PIXELS),
                 nn.Tanh(),
                 Reshape(1, 28, 28),
             ),
+            latent_prior=latent_prior,
         )
 
 

@@ -15,7 +15,9 @@ IMAGE_PIXELS = 28 * 28
 class FCGenerator(Generator):
     """One 256-wide hidden layer: the smallest generator that still draws digits."""
 
-    def __init__(self, latent_dim: int = 64, hidden_dim: int = 256) -> None:
+    def __init__(
+        self, latent_dim: int = 64, hidden_dim: int = 256, latent_prior: str = "gaussian"
+    ) -> None:
         super().__init__(
             latent_dim,
             28,
@@ -26,6 +28,7 @@ class FCGenerator(Generator):
                 nn.Tanh(),
                 Reshape(1, 28, 28),
             ),
+            latent_prior=latent_prior,
         )
 
 
@@ -47,7 +50,7 @@ class FCDiscriminator(Discriminator):
 class CNNGenerator(Generator):
     """Unpadded transposed convs overshoot to 34x34; a 7x7 conv trims to 28x28 and smooths."""
 
-    def __init__(self, latent_dim: int = 64) -> None:
+    def __init__(self, latent_dim: int = 64, latent_prior: str = "gaussian") -> None:
         super().__init__(
             latent_dim,
             28,
@@ -62,6 +65,7 @@ class CNNGenerator(Generator):
                 nn.Conv2d(16, 1, 7),
                 nn.Tanh(),
             ),
+            latent_prior=latent_prior,
         )
 
 

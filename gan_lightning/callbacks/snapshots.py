@@ -1,0 +1,49 @@
+"""Weights at fixed wall-clock minutes of training: the points of a quality-per-minute curve.
+
+Epoch checkpoints say how good a run is after N epochs; a user choosing a recipe asks how good
+it is after N *minutes*, and recipes differ several-fold in seconds per epoch. This callback
+saves ``<run>/snapshots/minute_MMM.mm.ckpt`` each time another ``every_minutes`` of training have
+passed (measured from the start of the first training batch, so start-up is not counted but
+everything during training is: evaluations, pictures, checkpoints). The files are Lightning
+checkpoints without optimizer state, so ``evaluate ckpt_path=...`` and ``sample`` read them.
+
+``benchmarks/quality_curve.py`` adds it to each run it trains; add it to any run with
+``+callbacks.snapshots._target_=gan_lightning.callbacks.snapshots.TimedSnapshots``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+
+class TimedSnapshots(pl.Callback):
+    """Saves ``minute_MMM.mm.ckpt`` (the mark passed, in minutes) every ``every_minutes``."""
+
+    def __init__(self, every_minutes: float = 1.0, dirname: str = "snapshots") -> None:
+        if every_minutes <= 0:
+            raise ValueError(
+                f"callbacks.snapshots.every_minutes={every_minutes} must be > 0 (e.g. 1)"
+            )
+        self.every_minutes = every_minutes
+        self.dirname = dirname
+        self._start: float | None = None
+        self._saved = 0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self._start is None:
+            self._start = time.monotonic()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        assert self._start is not None
+        minutes = (time.monotonic() - self._start) / 60.0
+        if minutes < (self._saved + 1) * self.every_minutes:
+            return
+        # Several marks may pass during one long epoch end: one file, named by the time it is.
+        self._saved = int(minutes // self.every_minutes)
+        folder = Path(trainer.default_root_dir) / self.dirname
+        name = f"minute_{self._saved * self.every_minutes:06.2f}.ckpt"
+        trainer.save_checkpoint(folder / name, weights_only=True)
