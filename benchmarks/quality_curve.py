@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
 from gan_lightning.checkpoints import load_generator
 from gan_lightning.metrics.suite import (
@@ -78,7 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--overrides", nargs="*", default=[], help="extra Hydra overrides for every run"
     )
-    parser.add_argument("--skip-training", action="store_true", help="score existing runs only")
+    parser.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="score the runs already in --out (of any budget) and redraw",
+    )
     return parser.parse_args(argv)
 
 
@@ -144,6 +149,13 @@ class Scorer:
         return values
 
 
+def budget_minutes(run_dir: Path) -> float:
+    """The run's own ``trainer.max_time`` in minutes: runs of other budgets can share a plot."""
+    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    days, hours, minutes, seconds = (int(part) for part in config.trainer.max_time.split(":"))
+    return ((days * 24 + hours) * 60 + minutes) + seconds / 60
+
+
 def score_run(run_dir: Path, args: argparse.Namespace, scorer: Scorer) -> list[dict[str, Any]]:
     """Every snapshot of one run (and its final metrics.json) as rows, in time order."""
     rows = []
@@ -164,7 +176,9 @@ def score_run(run_dir: Path, args: argparse.Namespace, scorer: Scorer) -> list[d
             "in --overrides."
         )
     final = json.loads(metrics.read_text())
-    rows.append({"minute": args.minutes, "samples": final["num_fake"], "final": True, **final})
+    rows.append(
+        {"minute": budget_minutes(run_dir), "samples": final["num_fake"], "final": True, **final}
+    )
     return rows
 
 

@@ -62,3 +62,53 @@ def test_quick_benchmark_reports_every_figure(tiny_mnist_root: Path, tmp_path: P
     assert (real_run["model"], real_run["epochs"]) == ("mlp", 1)
     assert real_run["peak_rss_mib"] > 0
     assert real_run["eval_time_share"] is None  # no classifier here: metrics skipped
+
+
+def test_quality_curve_trains_scores_and_draws_in_seconds(
+    tiny_mnist_root: Path, tmp_path: Path
+) -> None:
+    from metrics_helpers import make_classifier_file
+
+    classifier = make_classifier_file(tmp_path / "clf.pt")
+    out = tmp_path / "curve"
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "benchmarks" / "quality_curve.py"),
+        "--recipes",
+        "seed004",
+        "best_conditional",
+        "--minutes",
+        "0.1",
+        "--every",
+        "0.02",
+        "--full-at",
+        "0.02",
+        "--samples",
+        "60",
+        "--final-samples",
+        "80",
+        "--out",
+        str(out),
+        "--overrides",
+        f"data.root={tiny_mnist_root}",
+        f"metrics.classifier_ckpt={classifier}",
+        "metrics.final_num_samples=80",
+        "metrics.num_samples=60",
+        "~callbacks.training_pictures",
+    ]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (out / "quality_curve.png").stat().st_size > 10_000
+    table = (out / "quality_curve.md").read_text()
+    assert "| seed004 (seed 42) |" in table and "| real-data floor |" in table
+    report = json.loads((out / "quality_curve.json").read_text())
+    for name in ("seed004 (seed 42)", "best_conditional (seed 42)"):
+        rows = report["runs"][name]
+        assert len(rows) >= 2, name  # at least one snapshot and the final metrics
+        minutes = [row["minute"] for row in rows]
+        assert minutes == sorted(minutes) and minutes[-1] == 0.1
+        assert rows[-1]["final"] and rows[-1]["samples"] == 80
+        assert rows[0]["samples"] == 80 if minutes[0] == 0.02 else 60
+        assert all("copy_share_feature" in row and row["fid"] > 0 for row in rows)
+    assert "cond_acc" in report["runs"]["best_conditional (seed 42)"][-1]
+    assert report["real_floor"]["num_fake"] == 256

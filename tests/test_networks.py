@@ -27,6 +27,7 @@ PARAM_COUNTS = {
     "fc": (218_128, 100_609),
     "cnn": (245_633, 21_381),
     "cgan": (1_103_105, 433_793),  # projection D: 392,833 + a 10 x 4,096 label embedding
+    "dcgan28": (1_040_385, 392_833),  # cgan's nets without labels: no one-hot rows, no embedding
     # G: 64x6,272 linear + BN + 128->64 and 64->1 4x4 transposed convs; D: 1->64, 64->128, 6,272->1
     "lean": (552_513, 138_561),
     # one-hot labels widen G's linear by 10 rows; 2 x 10 x (6,272 + 64) conditional-BN

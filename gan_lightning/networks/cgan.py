@@ -13,7 +13,11 @@ CONDITIONING = ("none", "projection")
 
 
 class CGANGenerator(nn.Module):
-    """Concatenates one_hot(label) with z, so every layer can depend on the class."""
+    """Concatenates one_hot(label) with z, so every layer can depend on the class.
+
+    With ``num_classes=0`` it is the same network without labels (``model=dcgan28``): a
+    DCGAN-style generator at native 28x28 with 64 channels at full resolution.
+    """
 
     image_size = 28
 
@@ -36,6 +40,8 @@ class CGANGenerator(nn.Module):
         )
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if not self.num_classes:
+            return self.net(z)
         labels = require_labels(labels, type(self).__name__)
         condition = F.one_hot(labels.long(), self.num_classes).to(z.dtype)
         return self.net(torch.cat([condition, z], dim=1))
