@@ -200,7 +200,13 @@ def markdown(results: dict[str, list[dict[str, Any]]], floor: dict[str, float] |
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict[str, list[dict[str, Any]]], floor: dict[str, float] | None, out: Path):
+def plot(
+    results: dict[str, list[dict[str, Any]]],
+    floor: dict[str, float] | None,
+    out: Path,
+    samples: int,
+    final_samples: int,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,11 +214,28 @@ def plot(results: dict[str, list[dict[str, Any]]], floor: dict[str, float] | Non
 
     figure, (fid_axis, recall_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, rows in results.items():
-        minutes = [row["minute"] for row in rows]
-        (line,) = fid_axis.plot(minutes, [row["fid"] for row in rows], marker="o", ms=3, label=name)
-        recall_axis.plot(
-            minutes, [row["recall"] for row in rows], marker="o", ms=3, color=line.get_color()
-        )
+        # Points of one sample size per line: FID (and recall) shift with the sample count.
+        small = [row for row in rows if row["samples"] < final_samples]
+        large = [row for row in rows if row["samples"] >= final_samples]
+        color = None
+        for axis, key in ((fid_axis, "fid"), (recall_axis, "recall")):
+            (line,) = axis.plot(
+                [row["minute"] for row in small],
+                [row[key] for row in small],
+                marker="o",
+                ms=3,
+                color=color,
+                label=name,
+            )
+            color = line.get_color()
+            axis.plot(
+                [row["minute"] for row in large],
+                [row[key] for row in large],
+                "s",
+                ms=7,
+                mfc="none",
+                color=color,
+            )
     if floor is not None:
         fid_axis.axhline(floor["fid"], color="k", ls="--", lw=1, label="real-data floor")
         recall_axis.axhline(floor["recall"], color="k", ls="--", lw=1)
@@ -224,7 +247,10 @@ def plot(results: dict[str, list[dict[str, Any]]], floor: dict[str, float] | Non
     fid_axis.legend(fontsize=8)
     for axis in (fid_axis, recall_axis):
         axis.grid(alpha=0.3)
-    figure.suptitle("Quality per minute (last point of each line: 10,000 samples)")
+    figure.suptitle(
+        f"Quality per minute (dots: {samples:,} samples per snapshot; "
+        f"squares: {final_samples:,} samples)"
+    )
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
@@ -238,7 +264,12 @@ def main(argv: list[str] | None = None) -> None:
         for recipe in args.recipes
         for seed in args.seeds
     }
-    if not args.skip_training:
+    if args.skip_training:
+        missing = [name for name, run_dir in runs.items() if not run_dir.is_dir()]
+        if missing:
+            print(f"not in {args.out}, left out: {', '.join(missing)}")
+        runs = {name: run_dir for name, run_dir in runs.items() if run_dir.is_dir()}
+    else:
         for name, run_dir in runs.items():
             recipe, seed = run_dir.name.rsplit("_seed", 1)
             seconds = train(recipe, int(seed), args, run_dir)
@@ -250,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "quality_curve.json").write_text(
         json.dumps({"runs": results, "real_floor": scorer.floor}, indent=2) + "\n"
     )
-    plot(results, scorer.floor, args.out / "quality_curve.png")
+    plot(results, scorer.floor, args.out / "quality_curve.png", args.samples, args.final_samples)
     print(table)
     print(f"written to {args.out}/quality_curve.png, .md and .json")
 
