@@ -100,10 +100,10 @@ class SavedState:
         return self.path.name == "interrupted.ckpt"
 
     def describe(self) -> str:
-        """``last.ckpt, the end of epoch 1`` / ``interrupted.ckpt, in epoch 2 (step 40)``."""
+        """``the end of epoch 1`` / ``in epoch 2 (step 40)``: how far the run had got."""
         if self.mid_epoch:
-            return f"{self.path.name}, in epoch {self.epoch} (step {self.global_step})"
-        return f"{self.path.name}, the end of epoch {self.epoch}"
+            return f"stopped in epoch {self.epoch}, step {self.global_step}"
+        return f"the end of epoch {self.epoch}"
 
 
 def read_saved_state(path: Path) -> SavedState | None:

@@ -71,17 +71,21 @@ def _os_reason(error: OSError) -> str:
 
 
 def what_failed(error: BaseException, trainer: pl.Trainer, keys: Mapping[str, str]) -> str:
-    epoch = trainer.current_epoch
+    when = (
+        "at the end of training"
+        if training_finished(trainer)
+        else f"in epoch {trainer.current_epoch}"
+    )
     if isinstance(error, CheckpointWriteError):
-        return f"Saving the checkpoint {error.path} in epoch {epoch} failed: {_os_reason(error)}"
+        return f"Saving the checkpoint {error.path} {when} failed: {_os_reason(error)}"
     where = failing_callback(error)
     if where is None:
-        place = f"Training failed in epoch {epoch} (step {trainer.global_step})"
+        place = f"Training failed {when} (step {trainer.global_step})"
     else:
         callback, hook = where
         name = type(callback).__name__
         key = f" (callbacks.{keys[name]})" if name in keys else ""
-        place = f"The {name} callback{key} failed in {hook} in epoch {epoch}"
+        place = f"The {name} callback{key} failed in {hook} {when}"
     if isinstance(error, OSError) and error.filename:
         return f"{place} writing {error.filename}: {_os_reason(error)}"
     return f"{place}: {_first_line(error)}"

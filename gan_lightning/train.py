@@ -131,7 +131,7 @@ def report_resume_point(ckpt_path: str | None, output_dir: Path) -> None:
         return
     chosen = read_saved_state(Path(ckpt_path))
     older = [
-        state.describe()
+        f"{state.path.name}: {state.describe()}"
         for path in sorted(Path(ckpt_path).parent.glob("*.ckpt"))
         if path.name != Path(ckpt_path).name and (state := read_saved_state(path)) is not None
     ]

@@ -221,6 +221,22 @@ class RunGuard(Checkpoint):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         self._saved_step = trainer.global_step
+        self._flush_tensorboard(trainer)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._flush_tensorboard(trainer)
+
+    @staticmethod
+    def _flush_tensorboard(trainer: pl.Trainer) -> None:
+        """Hand TensorBoard's queued events to the OS, where a ``kill -9`` cannot lose them.
+
+        The writer keeps up to 10 events for up to two minutes; without this a killed run
+        loses the curves logged before its checkpoint (the resumed run does not log them again),
+        and the previous epoch's averages, which Lightning logs after the epoch's checkpoint.
+        """
+        logger = tensorboard_logger(trainer)
+        if logger is not None and trainer.is_global_zero:
+            logger.experiment.flush()
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
@@ -286,9 +302,13 @@ class RunGuard(Checkpoint):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """A run restarted from scratch in its folder (killed before its first checkpoint):
-        drop the killed attempt's curves, before this attempt logs anything."""
+        drop the killed attempt's curves, before this attempt logs anything.
+
+        The checkpoint to resume is not known yet here (Lightning loads it after ``setup``),
+        but a folder without checkpoints cannot be resuming its own.
+        """
         logger = tensorboard_logger(trainer)
-        if stage != "fit" or trainer.ckpt_path is not None or logger is None:
+        if stage != "fit" or logger is None or any(self.ckpt_path.parent.glob("*.ckpt")):
             return
         # The logger's writer (and so this attempt's event file) exists by now.
         if len(list(Path(logger.log_dir).glob("events.out.tfevents.*"))) > 1:
