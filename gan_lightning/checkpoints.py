@@ -13,6 +13,7 @@ import pickle
 import random
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,63 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict' entry)")
     return checkpoint
+
+
+#: Which of two checkpoints at the same step ``ckpt_path=last`` takes: ``last.ckpt`` resumes bit
+#: for bit, an epoch file holds the same state, and ``interrupted.ckpt`` stopped inside an epoch.
+_PREFERENCE = {"last.ckpt": 2, "interrupted.ckpt": 0}
+
+
+@dataclass(frozen=True)
+class SavedState:
+    """A complete checkpoint file and how far its run had got."""
+
+    path: Path
+    epoch: int
+    global_step: int
+
+    @property
+    def mid_epoch(self) -> bool:
+        """``interrupted.ckpt`` is written wherever a run stopped; the others at an epoch end."""
+        return self.path.name == "interrupted.ckpt"
+
+    def describe(self) -> str:
+        """``the end of epoch 1`` / ``in epoch 2 (step 40)``: how far the run had got."""
+        if self.mid_epoch:
+            return f"stopped in epoch {self.epoch}, step {self.global_step}"
+        return f"the end of epoch {self.epoch}"
+
+
+def read_saved_state(path: Path) -> SavedState | None:
+    """The state ``path`` holds, or None when it is not a complete Lightning checkpoint.
+
+    Memory-mapped, so only the small pickled part is read, not every tensor.
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return SavedState(path, int(checkpoint["epoch"]), int(checkpoint["global_step"]))
+    except Exception as error:  # truncated, empty, foreign: whatever it is, it is not resumable
+        log.warning("Skipping %s: not a complete checkpoint (%s)", path, str(error)[:200])
+        return None
+
+
+def newest_complete_checkpoint(folder: str | Path) -> SavedState | None:
+    """The most advanced complete checkpoint in ``folder`` (what ``ckpt_path=last`` resumes).
+
+    Ranked by training step, so a newer ``interrupted.ckpt`` wins over ``last.ckpt``, and an
+    epoch file wins when a run stopped between writing it and writing ``last.ckpt``. Files that
+    do not load (one truncated by an older version, say) are skipped with a warning.
+    """
+    states = [
+        state
+        for path in sorted(Path(folder).glob("*.ckpt"))
+        if (state := read_saved_state(path)) is not None
+    ]
+    return max(
+        states,
+        key=lambda state: (state.global_step, _PREFERENCE.get(state.path.name, 1)),
+        default=None,
+    )
 
 
 def submodule_state(checkpoint: dict[str, Any], prefix: str) -> dict[str, torch.Tensor]:

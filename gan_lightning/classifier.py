@@ -13,7 +13,6 @@ config, test accuracy, dataset), read with ``weights_only=True`` so it can never
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import zipfile
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics.classification import MulticlassAccuracy
 
+from gan_lightning.checkpoint_io import atomic_save
 from gan_lightning.checkpoints import CheckpointError, instantiate_network, load_state_strict
 
 #: The command that writes the weights file GAN runs look for; every error about it names this.
@@ -166,8 +166,9 @@ def save_classifier(
 ) -> Path:
     """Write the weights file GAN runs load (plain data only), atomically.
 
-    Written to a temporary name and renamed, so a GAN run starting meanwhile reads either the
-    old file or the new one, never half of one.
+    Written to a temporary file in the same folder, fsynced and renamed (:func:`atomic_save`),
+    so a GAN run starting meanwhile, a full disk or a kill reads or leaves either the old file
+    or the new one, never half of one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,51 +178,53 @@ def save_classifier(
         "test_accuracy": test_accuracy,
         "dataset": dataset,
     }
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(payload, partial)
-    os.replace(partial, path)
-    return path
+    return atomic_save(payload, path)
 
 
-def read_classifier_file(path: str | Path) -> dict[str, Any]:
-    """The weights file as a dict, refusing anything that is not plain data."""
+def read_classifier_file(path: str | Path, key: str = "metrics.classifier_ckpt") -> dict[str, Any]:
+    """The weights file as a dict, refusing anything that is not plain data.
+
+    ``key`` is the config key that names the file in the command at hand (``train`` reads
+    ``metrics.classifier_ckpt``, ``evaluate`` and ``sample`` read ``classifier_ckpt``).
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingClassifierError(
-            f"no classifier weights at {path} (metrics.classifier_ckpt). Train one with "
-            f"`{TRAIN_COMMAND}` (it writes there by default), or point "
-            "metrics.classifier_ckpt=<file> at an existing one."
+            f"no classifier weights at {path} ({key}). Train one with `{TRAIN_COMMAND}` (it "
+            f"writes there by default), or point {key}=<file> at an existing one."
         )
     if not zipfile.is_zipfile(path):  # torch.save's format; anything else is not ours
         raise CheckpointError(
-            f"classifier {path} is not a readable PyTorch file (not written by torch.save); "
-            f"retrain it with `{TRAIN_COMMAND}`."
+            f"classifier {path} ({key}) is not a readable PyTorch file (not written by "
+            f"torch.save); retrain it with `{TRAIN_COMMAND}` or point {key}=<file> elsewhere."
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
-            f"refused to load classifier {path}: it holds Python objects other than tensors and "
-            f"plain containers ({str(error).splitlines()[0]}). Retrain it with `{TRAIN_COMMAND}`."
+            f"refused to load classifier {path} ({key}): it holds Python objects other than "
+            f"tensors and plain containers ({str(error).splitlines()[0]}). Retrain it with "
+            f"`{TRAIN_COMMAND}`."
         ) from error
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(
-            f"classifier {path} is not a readable PyTorch file: {error}"
+            f"classifier {path} ({key}) is not a readable PyTorch file: {error}"
         ) from error
     if not isinstance(payload, dict) or not {"state_dict", "network"} <= payload.keys():
         raise CheckpointError(
-            f"{path} is not a classifier weights file (expected 'state_dict' and 'network' "
-            f"entries, as `{TRAIN_COMMAND}` writes; a Lightning .ckpt is not one)."
+            f"{path} ({key}) is not a classifier weights file (expected 'state_dict' and "
+            f"'network' entries, as `{TRAIN_COMMAND}` writes; a Lightning .ckpt is not one)."
         )
     return payload
 
 
-def load_classifier(path: str | Path) -> nn.Module:
+def load_classifier(path: str | Path, key: str = "metrics.classifier_ckpt") -> nn.Module:
     """The classifier of a weights file, frozen: eval mode, no gradients for its parameters.
 
     Gradients still flow *through* it to its inputs, which is what classifier guidance needs.
+    ``key`` names the file's config key in error messages (see :func:`read_classifier_file`).
     """
-    payload = read_classifier_file(path)
+    payload = read_classifier_file(path, key)
     # A crafted file must not name arbitrary callables: only gan-lightning's network classes.
     network = instantiate_network(payload["network"], f"classifier {path}")
     load_state_strict(network, payload["state_dict"], f"classifier {path}")

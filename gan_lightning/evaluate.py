@@ -16,13 +16,15 @@ from typing import Any
 
 import hydra
 import torch
+from hydra.errors import CompactHydraException
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
 from gan_lightning.checkpoints import CheckpointError, load_generator
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.classifier import read_classifier_file
+from gan_lightning.data import DataError, MNISTDataModule
 from gan_lightning.metrics.suite import (
     MEMORIZATION_METRICS,
     GenerativeMetricSuite,
@@ -118,6 +120,8 @@ class _Judges:
             raise EvaluateError("the run names no classifier; pass classifier_ckpt=<file>")
         classifier = to_absolute_path(classifier)
         if (classifier, data_key) not in self.suites:
+            # Checked here so that its messages name this command's key, not train's.
+            read_classifier_file(classifier, key="classifier_ckpt")
             self.suites[classifier, data_key] = build_suite(
                 classifier, datamodule, device=self.device, batch_size=self.cfg.batch_size
             )
@@ -193,7 +197,11 @@ def results_table(runs: list[dict[str, Any]], floor: dict[str, Any] | None) -> T
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    try:
+        evaluate(cfg)
+    except (EvaluateError, CheckpointError, DataError) as error:
+        # Hydra prints a compact exception's message alone; HYDRA_FULL_ERROR=1 shows the trace.
+        raise CompactHydraException(f"{type(error).__name__}: {error}") from error
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ def load_digit_classifier(
         )
     from gan_lightning.classifier import load_classifier
 
-    return load_classifier(to_absolute_path(name)).to(device)
+    return load_classifier(to_absolute_path(name), key="classifier_ckpt").to(device)
 
 
 def endpoint(

@@ -27,9 +27,19 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from gan_lightning.build import build_gan_module, build_trainer, plain
 from gan_lightning.callbacks.guards import DivergenceError
-from gan_lightning.checkpoints import CheckpointError, check_resumable, load_checkpoint
+from gan_lightning.checkpoint_io import remove_partial_files
+from gan_lightning.checkpoints import (
+    CheckpointError,
+    check_resumable,
+    load_checkpoint,
+    newest_complete_checkpoint,
+    read_saved_state,
+)
+from gan_lightning.cli import refuse_unknown_options
 from gan_lightning.config import ConfigError, validate
 from gan_lightning.data import DataError
+from gan_lightning.disk_space import estimate_run_bytes, warn_if_short_of_space
+from gan_lightning.faults import RunFault, describe_fault
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 #: Written into a sweep job's folder when the job fails; read by the sweep summary.
@@ -43,7 +53,7 @@ class RunError(RuntimeError):
 
 
 #: Errors whose message says everything: the user gets the message, not a traceback.
-KNOWN_ERRORS = (ConfigError, DataError, CheckpointError, RunError, DivergenceError)
+KNOWN_ERRORS = (ConfigError, DataError, CheckpointError, RunError, DivergenceError, RunFault)
 
 
 def ensure_writable(folder: Path) -> None:
@@ -71,11 +81,13 @@ def ensure_writable(folder: Path) -> None:
 def resolve_ckpt_path(
     ckpt_path: str | None, output_dir: Path, *, sweep_job: bool = False
 ) -> str | None:
-    """``last`` means this run folder's ``checkpoints/last.ckpt``; any other path must exist.
+    """``last`` means the newest complete checkpoint of this run folder; any other path must exist.
 
-    A folder that already holds checkpoints is never reused without ``ckpt_path``. In a sweep,
-    ``ckpt_path=last`` starts the jobs that never reached a checkpoint from scratch, so a
-    re-run sweep resumes what it can and redoes the rest.
+    The newest is ``last.ckpt`` or, after a stop inside an epoch, ``interrupted.ckpt`` (see
+    :func:`newest_complete_checkpoint`). A folder that already holds checkpoints is never reused
+    without ``ckpt_path``. ``ckpt_path=last`` starts from scratch, with a warning, where a run
+    was started but stopped before its first checkpoint (Hydra's ``.hydra/`` is there), and in
+    a sweep, where it redoes the jobs that never reached one.
     """
     checkpoints = output_dir / "checkpoints"
     if ckpt_path is None:
@@ -87,18 +99,48 @@ def resolve_ckpt_path(
                 "(leave hydra.run.dir unset to get a fresh timestamped one)."
             )
         return None
-    path = checkpoints / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if ckpt_path == "last":
+        newest = newest_complete_checkpoint(checkpoints)
+        if newest is not None:
+            return str(newest.path)
+        if sweep_job:
+            log.info("No checkpoint in %s: this sweep job starts from scratch.", checkpoints)
+            return None
+        if (output_dir / ".hydra").is_dir():
+            return None  # train() says so
+        raise RunError(
+            f"ckpt_path=last: no checkpoint in {checkpoints}; pass the old run's folder too: "
+            "hydra.run.dir=<run folder> ckpt_path=last"
+        )
+    path = Path(ckpt_path)
     if path.is_file():
         return str(path)
-    if ckpt_path == "last" and sweep_job:
-        log.info("No %s: this sweep job starts from scratch.", path)
-        return None
-    hint = (
-        "pass the old run's folder too: hydra.run.dir=<run folder> ckpt_path=last"
-        if ckpt_path == "last"
-        else "check the path (checkpoints live in <run folder>/checkpoints/)"
+    raise RunError(
+        f"ckpt_path={ckpt_path}: no checkpoint at {path}; check the path (checkpoints live in "
+        "<run folder>/checkpoints/)"
     )
-    raise RunError(f"ckpt_path={ckpt_path}: no checkpoint at {path}; {hint}")
+
+
+def report_resume_point(ckpt_path: str | None, output_dir: Path) -> None:
+    """Say what ``ckpt_path=last`` chose: which file and how far it had got, or a fresh start."""
+    if ckpt_path is None:
+        log.warning(
+            "ckpt_path=last: %s stopped before its first checkpoint; starting it from scratch.",
+            output_dir,
+        )
+        return
+    chosen = read_saved_state(Path(ckpt_path))
+    older = [
+        f"{state.path.name}: {state.describe()}"
+        for path in sorted(Path(ckpt_path).parent.glob("*.ckpt"))
+        if path.name != Path(ckpt_path).name and (state := read_saved_state(path)) is not None
+    ]
+    log.info(
+        "ckpt_path=last: resuming from %s (%s), the newest complete state%s.",
+        ckpt_path,
+        chosen.describe() if chosen else "?",
+        f"; older: {', '.join(older)}" if older else "",
+    )
 
 
 def _check_image_size(generator: Any, image_size: int) -> None:
@@ -115,15 +157,24 @@ def train(cfg: DictConfig, *, sweep_job: bool = False) -> dict[str, Any]:
     validate(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ensure_writable(output_dir)
+    remove_partial_files(output_dir / "checkpoints")
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, sweep_job=sweep_job)
+    if cfg.get("ckpt_path") == "last" and not (sweep_job and ckpt_path is None):
+        report_resume_point(ckpt_path, output_dir)
     if ckpt_path is not None:
         check_resumable(load_checkpoint(ckpt_path), plain(cfg), Path(ckpt_path))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_gan_module(cfg)
     _check_image_size(module.generator, cfg.data.image_size)
+    warn_if_short_of_space(output_dir, estimate_run_bytes(module, cfg))
     trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except Exception as error:
+        if known_error(error) is not None:
+            raise
+        raise RunFault(describe_fault(error, trainer, output_dir, cfg.get("callbacks"))) from error
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
@@ -174,4 +225,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    refuse_unknown_options(CONFIG_DIR)
     main()

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from gan_lightning.build import build_trainer, plain
 from gan_lightning.classifier import AffineAugment, ClassifierModule, save_classifier
+from gan_lightning.cli import refuse_unknown_options
 from gan_lightning.train import CONFIG_DIR
 
 
@@ -102,4 +103,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    refuse_unknown_options(CONFIG_DIR)
     main()

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytorch_lightning as pl
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from gan_lightning.checkpoint_io import AtomicCheckpointIO
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "conf"
@@ -30,6 +35,38 @@ TINY = (
     "callbacks.training_pictures=null",
     "callbacks.generative_metrics=null",
 )
+
+
+#: Everything in a checkpoint that must match; run_config and callback states name the folder.
+COMPARED = (
+    "epoch",
+    "global_step",
+    "state_dict",
+    "optimizer_states",
+    "lr_schedulers",
+    "loops",
+    "gan_counters",
+    "rng_states",
+)
+
+
+def assert_identical(a: Any, b: Any, where: str) -> None:
+    """Equal to the last bit, recursively: tensors with torch.equal, numbers with ==."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, where
+        assert torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, Mapping):
+        assert a.keys() == b.keys(), f"{where}: keys {sorted(a)} != {sorted(b)}"
+        for key in a:
+            assert_identical(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{where}[{index}]")
+    elif isinstance(a, float) and math.isnan(a):
+        assert isinstance(b, float) and math.isnan(b), where
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def compose_run(run_dir: Path, data_root: Path, overrides: Sequence[str] = ()) -> DictConfig:
@@ -109,7 +146,35 @@ class FakeClassCoverage(pl.Callback):
 
 
 class BrokenCallback(pl.Callback):
-    """Raises an error no guard knows: stands for a bug, whose traceback must stay visible."""
+    """Raises an error no guard knows: stands for a bug, whose traceback must not be lost."""
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         raise RuntimeError("a bug")
+
+
+class SlowCheckpointIO(AtomicCheckpointIO):
+    """Takes ``delay`` seconds between writing a checkpoint and renaming it into place, so that
+    a kill can land inside the write (its temporary file then stays behind)."""
+
+    def __init__(self, delay: float = 0.1) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def write(self, checkpoint: dict[str, Any], file: IO[bytes]) -> None:
+        super().write(checkpoint, file)
+        time.sleep(self.delay)
+
+
+class DiskFullCheckpointIO(AtomicCheckpointIO):
+    """Fails every checkpoint of epoch ``from_epoch`` on as a full disk does, half-way through."""
+
+    def __init__(self, from_epoch: int = 1) -> None:
+        super().__init__()
+        self.from_epoch = from_epoch
+
+    def write(self, checkpoint: dict[str, Any], file: IO[bytes]) -> None:
+        if checkpoint["epoch"] < self.from_epoch:
+            super().write(checkpoint, file)
+            return
+        file.write(bytes(4096))  # some bytes made it, as on a real disk
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reliability_helpers import CONFIG_DIR, compose_run
+from reliability_helpers import CONFIG_DIR, compose_run, run_cli
 
+from gan_lightning.cli import unknown_option
 from gan_lightning.config import ConfigError, validate
 from gan_lightning.data import DataError
 from gan_lightning.train import train
@@ -99,3 +100,24 @@ def test_wgan_gp_with_a_batchnorm_critic_warns_and_names_the_textbook_fix(
 
     with pytest.warns(UserWarning, match="use model=mlp, fc or cnn"):
         build_gan_module(compose_train(["model=dcgan", "loss=wgan_gp"]))
+
+
+def test_an_unknown_group_option_is_one_line_listing_the_options() -> None:
+    message = unknown_option(CONFIG_DIR, ["-m", "seed=1,2", "loss=bce,nosuch", "optim.g=sgd"])
+    assert message == (
+        "loss=nosuch is not an option of loss; the available options are bce, hinge, lsgan, "
+        f"minimax, wgan_gp (the files in {CONFIG_DIR / 'loss'})."
+    )
+    known = ["model=mlp", "optim.d=sgd", "~scheduler.g", "trainer.max_epochs=3", "hydra/launcher=x"]
+    assert unknown_option(CONFIG_DIR, known) is None
+
+
+def test_the_train_command_refuses_an_unknown_model_without_hydras_search_path(
+    tmp_path: Path, tiny_mnist_root: Path
+) -> None:
+    result = run_cli(["model=nosuchmodel"], tiny_mnist_root, tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.strip() == (
+        "ConfigError: model=nosuchmodel is not an option of model; the available options are "
+        f"cgan, cnn, dcgan, dcgan7, fc, mlp (the files in {CONFIG_DIR / 'model'})."
+    )

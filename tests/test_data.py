@@ -232,13 +232,23 @@ def test_unreadable_root(tmp_path: Path) -> None:
 
 def test_failed_download_names_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def offline(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+        # torchvision's text: every mirror and its error.
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\n"
+            "Tried https://ossci-datasets.s3.amazonaws.com/mnist/, got:\n"
+            "<urlopen error [Errno -3] Temporary failure in name resolution>\n"
+            "Tried http://yann.lecun.com/exdb/mnist/, got:\n"
+            "<urlopen error [Errno -3] Temporary failure in name resolution>\n"
+        )
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     with pytest.raises(DataError, match="Downloading MNIST with torchvision failed") as err:
         MNISTDataModule(root=str(tmp_path), download=True).prepare_data()
-    assert str(tmp_path / "MNIST" / "raw") in str(err.value)
-    assert "GAN_DATA_DIR" in str(err.value)
+    message = str(err.value)
+    assert str(tmp_path / "MNIST" / "raw") in message
+    assert "(Error downloading train-images-idx3-ubyte.gz; offline?)" in message
+    assert "GAN_DATA_DIR" in message
+    assert "http" not in message and "\n" not in message  # no mirror list
 
 
 def test_download_only_when_missing(

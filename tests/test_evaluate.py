@@ -11,9 +11,9 @@ import torch
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan_lightning.classifier import read_classifier_file
+from gan_lightning.classifier import MissingClassifierError, read_classifier_file
 from gan_lightning.data import MNISTDataModule
-from gan_lightning.evaluate import evaluate, find_checkpoints
+from gan_lightning.evaluate import _Judges, evaluate, find_checkpoints
 from gan_lightning.metrics import LOGGED_METRICS, add_real_as_fake, build_suite
 from gan_lightning.train_classifier import launch_training
 from tests.metrics_helpers import compose_config, make_classifier_file, run_cli, tiny_gan_sweep
@@ -146,3 +146,18 @@ def test_real_data_floor_with_a_two_epoch_classifier(
     noisy = suite.compute()
     assert noisy["fid"] > 3 * floor["fid"] and noisy["kid"] > 3 * floor["kid"]
     assert noisy["precision"] < floor["precision"]
+
+
+def test_evaluate_names_its_own_classifier_key(tmp_path: Path, tiny_mnist_root: Path) -> None:
+    """evaluate's key is classifier_ckpt; metrics.classifier_ckpt belongs to train."""
+    missing = tmp_path / "missing.pt"
+    cfg = compose_config("evaluate", [f"classifier_ckpt={missing}"])
+    run_config = {
+        "data": {"_target_": "gan_lightning.data.MNISTDataModule", "root": str(tiny_mnist_root)},
+        "metrics": {"classifier_ckpt": "elsewhere.pt"},
+    }
+    with pytest.raises(MissingClassifierError) as caught:
+        _Judges(cfg, torch.device("cpu"))(run_config)
+    message = str(caught.value)
+    assert f"no classifier weights at {missing} (classifier_ckpt)" in message
+    assert "point classifier_ckpt=<file>" in message and "metrics." not in message

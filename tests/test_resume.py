@@ -3,53 +3,27 @@
 
 from __future__ import annotations
 
-import math
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import torch
-from reliability_helpers import TINY, cli_env, compose_run, run_cli, scalar_curves
+from reliability_helpers import (
+    COMPARED,
+    TINY,
+    assert_identical,
+    cli_env,
+    compose_run,
+    run_cli,
+    scalar_curves,
+)
 
 from gan_lightning.checkpoints import load_checkpoint
 from gan_lightning.train import train
 
 #: Deterministic kernels, the averaged generator and a scheduler, so all of their states count.
 EXACT = ("trainer.deterministic=true", "tricks.ema_decay=0.9", "scheduler.g=step")
-#: Everything in a checkpoint that must match; run_config and callback states name the folder.
-COMPARED = (
-    "epoch",
-    "global_step",
-    "state_dict",
-    "optimizer_states",
-    "lr_schedulers",
-    "loops",
-    "gan_counters",
-    "rng_states",
-)
-
-
-def assert_identical(a: Any, b: Any, where: str) -> None:
-    """Equal to the last bit, recursively: tensors with torch.equal, numbers with ==."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, where
-        assert torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, Mapping):
-        assert a.keys() == b.keys(), f"{where}: keys {sorted(a)} != {sorted(b)}"
-        for key in a:
-            assert_identical(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        for index, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_identical(x, y, f"{where}[{index}]")
-    elif isinstance(a, float) and math.isnan(a):
-        assert isinstance(b, float) and math.isnan(b), where
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def assert_same_run(run_a: Path, run_b: Path) -> None:
@@ -110,16 +84,19 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(
     output = interrupt_after_first_epoch(stopped, long_run, tiny_mnist_root, signal.SIGTERM)
 
     interrupted = stopped / "checkpoints" / "interrupted.ckpt"
+    last_path = stopped / "checkpoints" / "last.ckpt"
     assert "Training stopped by SIGTERM" in output and str(interrupted) in output
+    # ckpt_path=last takes the interrupted state (the newest); last.ckpt is the bit-exact one.
     assert f"hydra.run.dir={stopped} ckpt_path=last" in output
+    assert f"hydra.run.dir={stopped} ckpt_path={last_path}" in output
     epoch = load_checkpoint(interrupted)["epoch"]  # the epoch the signal cut short
-    last = load_checkpoint(stopped / "checkpoints" / "last.ckpt")
+    last = load_checkpoint(last_path)
     assert last["epoch"] == epoch - 1, "last.ckpt must stay the last finished epoch"
 
     # The resumed run ends after the cut-short epoch; so does an uninterrupted one.
     finish = [*EXACT, f"trainer.max_epochs={epoch + 1}"]
     resumed = run_cli(
-        [*finish, f"hydra.run.dir={stopped}", "ckpt_path=last"], tiny_mnist_root, tmp_path
+        [*finish, f"hydra.run.dir={stopped}", f"ckpt_path={last_path}"], tiny_mnist_root, tmp_path
     )
     assert resumed.returncode == 0, resumed.stdout
     assert not interrupted.exists(), "a finished fit removes the stale interrupted state"
@@ -137,7 +114,8 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
     interrupted = run_dir / "checkpoints" / "interrupted.ckpt"
     assert "Ctrl-C: stopping after this batch" in output  # at a safe point, not mid-step
     assert "Training stopped by Ctrl-C" in output
-    assert f"ckpt_path={interrupted}" in output and "ckpt_path=last" in output
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert f"ckpt_path={last}" in output and "ckpt_path=last" in output
     assert load_checkpoint(interrupted)["global_step"] > 0
 
 

@@ -83,8 +83,14 @@ def test_bad_data_fails_with_one_clear_message_naming_the_file(
     assert_one_clear_message(tmp_path, tiny_mnist_root, [f"data.root={root}"], expected)
 
 
-def test_an_unexpected_error_keeps_its_traceback(tmp_path: Path, tiny_mnist_root: Path) -> None:
+def test_an_unexpected_error_is_one_message_and_keeps_its_traceback_in_a_file(
+    tmp_path: Path, tiny_mnist_root: Path
+) -> None:
     broken = ["+callbacks.broken._target_=reliability_helpers.BrokenCallback"]
-    result = run_cli([*broken, f"hydra.run.dir={tmp_path / 'out'}"], tiny_mnist_root, tmp_path)
-    assert result.returncode == 1
-    assert "Traceback" in result.stdout and "RuntimeError: a bug" in result.stdout
+    run_dir = tmp_path / "run"  # the helper's folder
+    expected = (
+        "RunFault: The BrokenCallback callback (callbacks.broken) failed in on_fit_start in "
+        "epoch 0: RuntimeError: a bug. No checkpoint had been saved yet."
+    )
+    assert_one_clear_message(tmp_path, tiny_mnist_root, broken, expected)
+    assert "RuntimeError: a bug" in (run_dir / "traceback.txt").read_text()

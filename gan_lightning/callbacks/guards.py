@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import shlex
 import signal
@@ -29,6 +30,8 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from torch import nn
 
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
+from gan_lightning.checkpoint_io import DISK_FULL, CheckpointWriteError
+from gan_lightning.checkpoints import read_saved_state
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,20 @@ def resume_command(run_dir: Path, ckpt_path: str) -> str:
     )
 
 
+def training_finished(trainer: pl.Trainer) -> bool:
+    """Whether every epoch's training steps are done (what is left is end-of-run work)."""
+    max_epochs = trainer.max_epochs
+    processed = trainer.fit_loop.epoch_progress.current.processed
+    return max_epochs is not None and max_epochs >= 0 and processed >= max_epochs
+
+
+def is_write_failure(exception: BaseException) -> bool:
+    """A failed checkpoint write, or a full or read-only disk: saving again would fail too."""
+    return isinstance(exception, CheckpointWriteError) or (
+        isinstance(exception, OSError) and exception.errno in (*DISK_FULL, errno.EROFS)
+    )
+
+
 class RunGuard(Checkpoint):
     """Saves ``interrupted.ckpt`` on Ctrl-C, SIGTERM or a crash; guards resumes and collapse.
 
@@ -139,11 +156,13 @@ class RunGuard(Checkpoint):
     KeyboardInterrupt raised wherever the signal lands (inside TensorBoard's writer queue, say)
     can leave a library's locks or queues half-updated and the shutdown hanging, so the first
     Ctrl-C only asks to stop at the end of the current batch; a second one interrupts at once.
-    ``last.ckpt``
-    is left alone: it is the end of the last finished epoch, the only point a run resumes from
-    bit for bit, while ``interrupted.ckpt`` keeps the unfinished epoch's steps; a fit that later
-    finishes deletes it. A diverged state (:class:`DivergenceError`) is not worth saving, and
-    nothing is saved before the first step.
+    ``last.ckpt`` is left alone: it is the end of the last finished epoch, the only point a run
+    resumes from bit for bit, while ``interrupted.ckpt`` keeps the unfinished epoch's steps
+    (``ckpt_path=last`` takes it, being newer); a fit that later gets past it deletes it. A
+    diverged state (:class:`DivergenceError`) is not worth saving, nothing is saved before the
+    first step, and nothing after a failed write (the disk is full: the last good checkpoint
+    stands). When every epoch had been trained and only end-of-run work failed (the final
+    metrics run before ``ModelCheckpoint``), the trained state is saved as ``last.ckpt``.
 
     Lightning's ``OnExceptionCheckpoint`` does the saving part, but its presence also makes
     ``fit(ckpt_path=None)`` silently resume from the newest checkpoint it can find; run folders
@@ -168,6 +187,7 @@ class RunGuard(Checkpoint):
         self._warned_fraction: float | None = None
         self._stop_requested = False
         self._previous_sigint_handler: Any = None
+        self._saved_step: int | None = None
 
     # ------------------------------------------------------------------ Ctrl-C at a safe point
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -197,18 +217,46 @@ class RunGuard(Checkpoint):
             signal.signal(signal.SIGINT, self._previous_sigint_handler)
             self._previous_sigint_handler = None
 
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._saved_step = trainer.global_step
+        self._flush_tensorboard(trainer)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._flush_tensorboard(trainer)
+
+    @staticmethod
+    def _flush_tensorboard(trainer: pl.Trainer) -> None:
+        """Hand TensorBoard's queued events to the OS, where a ``kill -9`` cannot lose them.
+
+        The writer keeps up to 10 events for up to two minutes; without this a killed run
+        loses the curves logged before its checkpoint (the resumed run does not log them again),
+        and the previous epoch's averages, which Lightning logs after the epoch's checkpoint.
+        """
+        logger = tensorboard_logger(trainer)
+        if logger is not None and trainer.is_global_zero:
+            logger.experiment.flush()
+
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self._restore_sigint_handler()
         if isinstance(exception, DivergenceError) or trainer.global_step == 0:
             return
-        try:
-            trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # optimizers too
-        except OSError as error:  # a full disk must not hide the original exception
-            log.error("Could not save %s: %s", self.ckpt_path, error)
+        if is_write_failure(exception):
             return
-        if trainer.is_global_zero:
+        path = self.ckpt_path
+        if training_finished(trainer):
+            if self._saved_step == trainer.global_step:
+                return  # ModelCheckpoint saved the final state already
+            path = self.ckpt_path.with_name("last.ckpt")
+        try:
+            trainer.save_checkpoint(path, weights_only=False)  # optimizers too
+        except OSError as error:  # a full disk must not hide the original exception
+            log.error("Could not save %s: %s", path, error)
+            return
+        if trainer.is_global_zero and isinstance(exception, KeyboardInterrupt | SystemExit):
             log.warning(self._resume_hint(trainer, exception))
 
     def _resume_hint(self, trainer: pl.Trainer, exception: BaseException) -> str:
@@ -223,39 +271,69 @@ class RunGuard(Checkpoint):
             f"Training stopped by {reason} in epoch {trainer.current_epoch}; saved the state "
             f"so far to {self.ckpt_path}."
         ]
-        if (checkpoints / "last.ckpt").is_file():
+        last = checkpoints / "last.ckpt"
+        if last.is_file():
             lines += [
-                "Resume bit for bit from the end of the last finished epoch:",
+                "Resume from here (ckpt_path=last takes the newest state, this one):",
                 f"  {resume_command(run_dir, 'last')}",
-                "or keep the unfinished epoch's steps (not bit-exact: that epoch restarts its "
-                "batch order):",
-                f"  {resume_command(run_dir, str(self.ckpt_path))}",
+                "or bit for bit from the end of the last finished epoch (the unfinished epoch's "
+                "steps are redone):",
+                f"  {resume_command(run_dir, str(last))}",
             ]
         else:
             lines += [
                 "No epoch had finished yet; resume from the interrupted state with:",
-                f"  {resume_command(run_dir, str(self.ckpt_path))}",
+                f"  {resume_command(run_dir, 'last')}",
             ]
         return "\n".join(lines)
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """On resume, have TensorBoard drop what the stopped run logged after the checkpoint.
+    @staticmethod
+    def _purge_tensorboard_from(trainer: pl.Trainer, step: int) -> None:
+        """Have TensorBoard drop the events an earlier attempt logged at ``step`` and later.
 
-        Those are the steps of the unfinished epoch, which the resumed run logs again; without
-        this, each appears twice. It is the event ``SummaryWriter(purge_step=...)`` writes, but
-        Lightning creates the writer before the checkpoint (and so the step) is known.
+        It is the event ``SummaryWriter(purge_step=...)`` writes, but Lightning creates the
+        writer before the checkpoint (and so the step) is known.
         """
         logger = tensorboard_logger(trainer)
-        if trainer.ckpt_path is None or logger is None or not trainer.is_global_zero:
+        if logger is None or not trainer.is_global_zero:
             return
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped  # the step loggers are given
         restart = Event(step=step, session_log=SessionLog(status=SessionLog.START))
         logger.experiment._get_file_writer().add_event(restart)
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """A run restarted from scratch in its folder (killed before its first checkpoint):
+        drop the killed attempt's curves, before this attempt logs anything.
+
+        The checkpoint to resume is not known yet here (Lightning loads it after ``setup``),
+        but a folder without checkpoints cannot be resuming its own.
+        """
+        logger = tensorboard_logger(trainer)
+        if stage != "fit" or logger is None or any(self.ckpt_path.parent.glob("*.ckpt")):
+            return
+        # The logger's writer (and so this attempt's event file) exists by now.
+        if len(list(Path(logger.log_dir).glob("events.out.tfevents.*"))) > 1:
+            self._purge_tensorboard_from(trainer, 0)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """On resume, drop what the stopped run logged after the checkpoint: the steps of the
+        unfinished epoch, which the resumed run logs again (without this, each appears twice)."""
+        if trainer.ckpt_path is not None:
+            self._purge_tensorboard_from(trainer, trainer.fit_loop.epoch_loop._batches_that_stepped)
+
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._restore_sigint_handler()
-        # Only reached when fit ends normally: the interrupted state is stale from then on.
-        if stage == "fit":
+        # Only reached when fit ends normally: the interrupted state is stale once another
+        # checkpoint has got at least as far (a resume that ran no step keeps it).
+        if stage != "fit" or not self.ckpt_path.is_file():
+            return
+        interrupted = read_saved_state(self.ckpt_path)
+        others = (
+            read_saved_state(path)
+            for path in self.ckpt_path.parent.glob("*.ckpt")
+            if path != self.ckpt_path
+        )
+        reached = max((state.global_step for state in others if state), default=-1)
+        if interrupted is None or reached >= interrupted.global_step:
             trainer.strategy.remove_checkpoint(self.ckpt_path)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -178,10 +178,13 @@ class MNISTDataModule(pl.LightningDataModule):
         try:
             dataset_class(self.root, train=train, download=True)
         except Exception as err:  # any failure here means "offline or blocked": same advice
+            # torchvision's text lists every mirror URL and each one's error; its first line
+            # ("Error downloading train-images-idx3-ubyte.gz") is all that helps here.
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
             raise DataError(
                 f"{missing.problem} Downloading {self.dataset} with torchvision failed too "
-                f"({err}). Without internet access, put the files in one of those folders or "
-                "set GAN_DATA_DIR / data.root=... to a folder that holds them."
+                f"({first_line}; offline?). Without internet access, put the files in one of "
+                "those folders or set GAN_DATA_DIR / data.root=... to a folder that holds them."
             ) from err
 
     def setup(self, stage: str | None = None) -> None:
