@@ -105,8 +105,8 @@ class SweepSummary(Callback):
         sweep_dir = _folder(config, "sweep")
         metric = config.get("optimized_metric") or "metrics/fid"
         rows = summary.write_summary(sweep_dir, metric)
-        console = Console()
-        console.print(summary.rich_table(rows, metric, sweep_dir))
+        print(summary.headline(rows, sweep_dir), flush=True)
+        Console().print(summary.rich_table(rows, metric, sweep_dir))
         failed = [row for row in rows if not row.ok]
         if failed:
             print(f"Why each job failed: <job>/{FAILURE_FILE}", flush=True)

@@ -203,7 +203,7 @@ def markdown(rows: Sequence[JobRow], metric: str, sweep_dir: Path) -> str:
     columns = Columns.of(rows)
     _, fixed = override_keys(rows)
     head = headers(columns, metric)
-    lines = [f"# Sweep {sweep_dir}", ""]
+    lines = [f"# {headline(rows, sweep_dir)}", ""]
     if fixed:
         lines += ["Every job: " + " ".join(f"`{k}={v}`" for k, v in fixed.items()), ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -218,10 +218,7 @@ def markdown(rows: Sequence[JobRow], metric: str, sweep_dir: Path) -> str:
 
 def rich_table(rows: Sequence[JobRow], metric: str, sweep_dir: Path) -> Table:
     columns = Columns.of(rows)
-    failed = sum(1 for row in rows if not row.ok)
     table = Table(
-        title=f"Sweep {sweep_dir}: {len(rows) - failed} succeeded, {failed} failed or unfinished",
-        title_justify="left",
         caption=(
             f"{len(rows) - MAX_TERMINAL_ROWS} more in summary.md"
             if len(rows) > MAX_TERMINAL_ROWS
@@ -234,6 +231,14 @@ def rich_table(rows: Sequence[JobRow], metric: str, sweep_dir: Path) -> Table:
         style = None if row.ok else "red"
         table.add_row(*table_cells(row, columns), style=style)
     return table
+
+
+def headline(rows: Sequence[JobRow], sweep_dir: Path) -> str:
+    """``Sweep <folder>: 7 succeeded, 2 failed`` (and how many never finished, if any)."""
+    unfinished = sum(1 for row in rows if row.status == "unfinished")
+    failed = sum(1 for row in rows if not row.ok) - unfinished
+    line = f"Sweep {sweep_dir}: {len(rows) - failed - unfinished} succeeded, {failed} failed"
+    return line + (f", {unfinished} unfinished" if unfinished else "")
 
 
 def write_summary(sweep_dir: Path, metric: str) -> list[JobRow]:
