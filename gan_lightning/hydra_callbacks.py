@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from rich.console import Console
 
-from gan_lightning.sweeps import checks, summary
+from gan_lightning.sweeps import checks, optuna_search, summary
 from gan_lightning.train import FAILURE_FILE, RunError, ensure_writable, resolve_ckpt_path
 
 
@@ -69,10 +69,9 @@ class RunFolderCheck(Callback):
 def _check_sweep_folder(config: DictConfig, sweep_dir: Path) -> None:
     """A finished sweep is never run over; a stopped one only resumes when asked to."""
     sweeper = config.hydra.sweeper
-    if str(sweeper.get("_target_", "")).endswith("ResumableOptunaSweeper"):
-        from gan_lightning.sweeps.optuna_search import finished_trials
-
-        done = finished_trials(sweeper.storage, sweeper.study_name) if sweep_dir.is_dir() else 0
+    if sweeper.get("_target_") == optuna_search.SWEEPER:
+        stored = sweep_dir.is_dir()  # opening the storage would create its folder
+        done = optuna_search.finished_trials(sweeper.storage, sweeper.study_name) if stored else 0
         if done >= sweeper.n_trials:
             raise RunError(
                 f"the search {sweeper.study_name} in {sweep_dir} already finished its "

@@ -52,9 +52,10 @@ def test_a_sweep_with_a_diverging_and_a_misconfigured_job_finishes_the_others(
     rows = summary_rows(sweep_dir)
     assert len(rows) == 4
     assert "optim.d.lr" in next(iter(rows.values()))  # a column, not part of one long string
-    assert "| optim.d.lr | status | epochs | wall s | metrics/fid ↓ |" in (
-        sweep_dir / "summary.md"
-    ).read_text()
+    assert (
+        "| optim.d.lr | status | epochs | wall s | metrics/fid ↓ |"
+        in (sweep_dir / "summary.md").read_text()
+    )
 
     for lr in (1e-4, 2e-4):
         job = job_with_lr(sweep_dir, lr)
@@ -72,8 +73,7 @@ def test_a_sweep_with_a_diverging_and_a_misconfigured_job_finishes_the_others(
 
     refused = job_with_lr(sweep_dir, -1)
     assert rows[refused.name]["status"] == (
-        "failed: ConfigError: invalid config: optim.d.lr=-1 is not allowed; it must be a "
-        "number > 0"
+        "failed: ConfigError: invalid config: optim.d.lr=-1 is not allowed; it must be a number > 0"
     )
     assert (refused / FAILURE_FILE).read_text().startswith("ConfigError: invalid config")
     # The successful jobs come first; a finished sweep folder is never run over.
