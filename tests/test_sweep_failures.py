@@ -76,13 +76,7 @@ def test_a_sweep_with_a_diverging_and_a_misconfigured_job_finishes_the_others(
         "failed: ConfigError: invalid config: optim.d.lr=-1 is not allowed; it must be a number > 0"
     )
     assert (refused / FAILURE_FILE).read_text().startswith("ConfigError: invalid config")
-    # The successful jobs come first; a finished sweep folder is never run over.
-    assert [row["status"] for row in rows.values()][:2] == ["ok", "ok"]
-    again = run_cli(
-        ["-m", "optim.d.lr=1e-4,2e-4", f"hydra.sweep.dir={sweep_dir}"], tiny_mnist_root, tmp_path
-    )
-    assert again.returncode == 1
-    assert f"the sweep folder {sweep_dir} already holds a finished sweep" in again.stdout
+    assert [row["status"] for row in rows.values()][:2] == ["ok", "ok"]  # successes first
 
 
 def assert_one_clear_message(tmp_path: Path, tiny_mnist_root: Path, args: list[str], expected: str):

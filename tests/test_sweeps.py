@@ -105,6 +105,19 @@ def test_more_parallel_jobs_than_cores_are_refused(tmp_path: Path) -> None:
     assert f"Set hydra.launcher.n_jobs={cores} or fewer" in message
 
 
+def test_a_finished_sweep_folder_is_never_run_over(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    (sweep_dir / "optim.d.lr=0.0001" / "checkpoints").mkdir(parents=True)
+    (sweep_dir / "optim.d.lr=0.0001" / "checkpoints" / "last.ckpt").write_text("")
+    message = refusal(compose_sweep(tmp_path, []))
+    assert "already holds runs" in message and "plus ckpt_path=last" in message
+    (sweep_dir / "summary.csv").write_text("job\n")
+    message = refusal(compose_sweep(tmp_path, []))
+    assert f"the sweep folder {sweep_dir} already holds a finished sweep" in message
+    RunFolderCheck().on_multirun_start(compose_sweep(tmp_path, ["ckpt_path=last"]))  # resumes
+    assert (sweep_dir / "summary.csv").read_text() == "job\n"
+
+
 def test_an_optuna_search_without_the_classifier_is_refused(tmp_path: Path) -> None:
     cfg = compose_sweep(tmp_path, ["hparams_search=optuna"])
     message = refusal(cfg)
