@@ -22,6 +22,8 @@ except ImportError:  # the sweep plugins are not installed: nothing to register
 from gan_lightning.sweeps.optuna_search import ended_trials, load_study
 
 log = logging.getLogger(__name__)
+# Optuna's SQLite storage runs alembic migrations, which log every plugin they load at INFO.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 if OptunaSweeper is not None:
 
