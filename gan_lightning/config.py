@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gan_lightning.callbacks.guards import NonFiniteGuard
 from gan_lightning.networks.latents import LATENT_PRIORS
+from gan_lightning.objective import DIRECTIONS
 from gan_lightning.tricks import Tricks
 
 
@@ -108,6 +109,7 @@ _OPTIMIZER_RULES = (
 
 RULES: tuple[Rule, ...] = (
     Rule("seed", _is_int, "an integer"),
+    Rule("optimized_metric", DIRECTIONS.__contains__, "one of " + ", ".join(DIRECTIONS), False),
     Rule("num_fixed_samples", _int_at_least(1), "an integer >= 1"),
     Rule("data.batch_size", _int_at_least(1), "an integer >= 1"),
     Rule("data.val_fraction", _unit_open, "a number in [0, 1)"),

@@ -229,7 +229,9 @@ class GANModule(pl.LightningModule):
 
     def _log_epoch_means(self) -> None:
         means = self.epoch_means.compute()
-        self.log_dict({f"{name}_epoch": value for name, value in means.items()}, on_epoch=True)
+        # sync_dist: under DDP the epoch means are averaged over ranks (one all-reduce per epoch).
+        epoch_logs = {f"{name}_epoch": value for name, value in means.items()}
+        self.log_dict(epoch_logs, on_epoch=True, sync_dist=True)
         self.epoch_means.reset()
 
     def _discriminator_inputs(self, images: Tensor) -> Tensor:

@@ -4,8 +4,11 @@ They run in the launching process, before Hydra writes anything into a run folde
 ``.hydra/`` copy of the config and the log file) and after a sweep's last job:
 
 * :class:`RunFolderCheck` refuses a read-only or full output location and a folder that already
-  holds a run (unless resuming), so an old run's files are never overwritten;
-* :class:`SweepSummary` prints which sweep jobs succeeded and which failed, and why.
+  holds a run (unless resuming), so an old run's files are never overwritten; before a sweep
+  it also refuses what would fail or misbehave in every job (:mod:`gan_lightning.sweeps.checks`);
+* :class:`SweepSummary` writes the sweep's answer: ``summary.csv`` and ``summary.md``, one row
+  per job sorted by ``optimized_metric``, the same table in the terminal, and the best job as
+  a command to paste.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Any, NoReturn
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+from rich.console import Console
 
+from gan_lightning.sweeps import checks, optuna_search, summary
 from gan_lightning.train import FAILURE_FILE, RunError, ensure_writable, resolve_ckpt_path
 
 
@@ -46,57 +51,68 @@ class RunFolderCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = _folder(config, "sweep")
-        existing = sorted(sweep_dir.glob("**/checkpoints/*.ckpt"))
+        problem = (
+            checks.sweep_distributed_problem(config)
+            or checks.launcher_problem(config)
+            or checks.search_space_problem(config)
+            or checks.objective_problem(config)
+        )
         try:
-            if existing and config.get("ckpt_path") is None:
-                raise RunError(
-                    f"the sweep folder {sweep_dir} already holds runs ({existing[0]}); nothing "
-                    "is overwritten. Resume the sweep with the same command plus ckpt_path=last, "
-                    "or leave hydra.sweep.dir unset to get a fresh timestamped folder."
-                )
+            if problem:
+                raise RunError(problem)
+            _check_sweep_folder(config, sweep_dir)
             ensure_writable(sweep_dir)
         except RunError as error:
             _refuse(error)
 
 
-def job_results(sweep_dir: Path) -> list[tuple[str, str]]:
-    """(job folder relative to the sweep, failure reason or "") for every job of a sweep."""
-    results = []
-    for hydra_dir in sorted(sweep_dir.glob("**/.hydra")):
-        job_dir = hydra_dir.parent
-        failure = job_dir / FAILURE_FILE
-        reason = failure.read_text().splitlines()[0] if failure.is_file() else ""
-        results.append((str(job_dir.relative_to(sweep_dir)), reason))
-    return results
+def _check_sweep_folder(config: DictConfig, sweep_dir: Path) -> None:
+    """A finished sweep is never run over; a stopped one only resumes when asked to."""
+    sweeper = config.hydra.sweeper
+    if sweeper.get("_target_") == optuna_search.SWEEPER:
+        stored = sweep_dir.is_dir()  # opening the storage would create its folder
+        done = optuna_search.finished_trials(sweeper.storage, sweeper.study_name) if stored else 0
+        if done >= sweeper.n_trials:
+            raise RunError(
+                f"the search {sweeper.study_name} in {sweep_dir} already finished its "
+                f"{done} trials (hydra.sweeper.n_trials={sweeper.n_trials}); nothing is "
+                "overwritten. Run more trials of it with a larger hydra.sweeper.n_trials, or "
+                "start a new search with hydra.sweeper.study_name=<new name>."
+            )
+        return  # an unfinished study resumes: new trials get new folders
+    if config.get("ckpt_path") is not None:
+        return  # resuming each job in its own folder, as asked
+    if (sweep_dir / "summary.csv").is_file():
+        raise RunError(
+            f"the sweep folder {sweep_dir} already holds a finished sweep (summary.csv); "
+            "nothing is overwritten. Leave hydra.sweep.dir unset to get a fresh timestamped "
+            "folder, or add ckpt_path=last to continue its jobs (e.g. with more epochs)."
+        )
+    existing = sorted(sweep_dir.glob("**/checkpoints/*.ckpt"))
+    if existing:
+        raise RunError(
+            f"the sweep folder {sweep_dir} already holds runs ({existing[0]}); nothing "
+            "is overwritten. Resume the sweep with the same command plus ckpt_path=last, "
+            "or leave hydra.sweep.dir unset to get a fresh timestamped folder."
+        )
 
 
 class SweepSummary(Callback):
-    """After a sweep, one table: each job, whether it succeeded, and why it failed.
-
-    Reads the job folders rather than collecting results in memory, so it works for any
-    launcher, including ones that run jobs in other processes. Plain text, one job per line,
-    so it reads the same in a terminal, a log file and a CI page.
-    """
+    """After a sweep, its answer in one table, in the sweep folder and in the terminal."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        print(summary_table(_folder(config, "sweep")), flush=True)
-
-
-def summary_table(sweep_dir: Path) -> str:
-    results = job_results(sweep_dir)
-    failed = sum(1 for _, reason in results if reason)
-    width = max((len(job) for job, _ in results), default=3)
-    lines = [
-        f"Sweep {sweep_dir}: {len(results) - failed} succeeded, {failed} failed"
-        + (f" (details in <job>/{FAILURE_FILE})" if failed else ""),
-        f"  {'job':<{width}}  result  why",
-    ]
-    lines += [
-        f"  {job:<{width}}  {'FAILED' if reason else 'ok':<6}  {_shorten(reason)}".rstrip()
-        for job, reason in results
-    ]
-    return "\n".join(lines)
-
-
-def _shorten(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        sweep_dir = _folder(config, "sweep")
+        metric = config.get("optimized_metric") or "metrics/fid"
+        rows = summary.write_summary(sweep_dir, metric)
+        print(summary.headline(rows, sweep_dir), flush=True)
+        Console().print(summary.rich_table(rows, metric, sweep_dir))
+        failed = [row for row in rows if not row.ok]
+        if failed:
+            print(f"Why each job failed: <job>/{FAILURE_FILE}", flush=True)
+        print(f"Table: {sweep_dir / 'summary.md'} (every column: summary.csv)", flush=True)
+        command = summary.best_command(rows)
+        if command:
+            print(f"Best by {metric}; train it again as a single run with:\n  {command}")
+        elif rows:
+            print(f"No job has a value of {metric} (is metrics.classifier_ckpt there?)")
+        sys.stdout.flush()

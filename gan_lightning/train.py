@@ -2,8 +2,10 @@
 
 Thin on purpose (lightning-hydra-template's shape): check, seed, build, fit, and return the
 metric a sweeper optimizes. The checks come first so a bad value, folder or checkpoint stops
-the run before any data is read or network built. In a sweep (``-m``) a failing job is recorded
-in ``<job>/failure.txt`` and the others go on; a single run fails with a one-paragraph message.
+the run before any data is read or network built. In a sweep (``-m``) each job records how it
+went in ``<job>/result.json`` (and why it failed in ``<job>/failure.txt``), returns
+``optimized_metric`` (the worst possible value when it failed, so a search counts it as a bad
+trial and goes on) and the others go on; a single run fails with a one-paragraph message.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import errno
 import logging
 import os
 import signal
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,9 @@ from gan_lightning.config import ConfigError, validate
 from gan_lightning.data import DataError
 from gan_lightning.disk_space import estimate_run_bytes, warn_if_short_of_space
 from gan_lightning.faults import RunFault, describe_fault
+from gan_lightning.objective import objective_value, worst
+from gan_lightning.sweeps.checks import check_plugins, distributed_problem
+from gan_lightning.sweeps.jobs import JobRecord, set_job_threads
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 #: Written into a sweep job's folder when the job fails; read by the sweep summary.
@@ -152,9 +158,18 @@ def _check_image_size(generator: Any, image_size: int) -> None:
         )
 
 
-def train(cfg: DictConfig, *, sweep_job: bool = False) -> dict[str, Any]:
-    """Fit the GAN described by ``cfg``; returns the final callback metrics."""
+def train(
+    cfg: DictConfig, *, sweep_job: bool = False, record: JobRecord | None = None
+) -> dict[str, Any]:
+    """Fit the GAN described by ``cfg``; returns the final callback metrics.
+
+    ``record`` learns the trainer as soon as it exists, so a failed job still tells the sweep
+    summary how many epochs it finished.
+    """
     validate(cfg)
+    problem = distributed_problem(cfg.trainer) if sweep_job else None
+    if problem:
+        raise ConfigError(problem)
     output_dir = Path(cfg.paths.output_dir)
     ensure_writable(output_dir)
     remove_partial_files(output_dir / "checkpoints")
@@ -169,6 +184,8 @@ def train(cfg: DictConfig, *, sweep_job: bool = False) -> dict[str, Any]:
     _check_image_size(module.generator, cfg.data.image_size)
     warn_if_short_of_space(output_dir, estimate_run_bytes(module, cfg))
     trainer = build_trainer(cfg)
+    if record is not None:
+        record.trainer = trainer
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except Exception as error:
@@ -187,8 +204,9 @@ def known_error(error: BaseException) -> BaseException | None:
     return None
 
 
-def record_failure(output_dir: Path, error: Exception) -> None:
-    """Write why a sweep job failed where the sweep summary (and the user) will look for it."""
+def record_failure(output_dir: Path, error: Exception) -> str:
+    """Write why a sweep job failed where the sweep summary (and the user) will look for it;
+    returns the one-line reason."""
     known = known_error(error)
     reason = f"{type(known or error).__name__}: {known or error}"
     headline = " ".join(reason.split())  # the summary's one line per job
@@ -197,33 +215,45 @@ def record_failure(output_dir: Path, error: Exception) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / FAILURE_FILE).write_text(text + "\n")
     log.error("This sweep job failed (the others go on): %s", reason)
+    return headline
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    sweep_job = HydraConfig.get().mode == RunMode.MULTIRUN
+    hydra_config = HydraConfig.get()
+    sweep_job = hydra_config.mode == RunMode.MULTIRUN
     output_dir = Path(cfg.paths.output_dir)
     (output_dir / FAILURE_FILE).unlink(missing_ok=True)  # from an earlier attempt of this job
+    objective = cfg.get("optimized_metric") or "metrics/fid"
+    record = JobRecord()
+    if sweep_job:
+        record.threads = set_job_threads(hydra_config.launcher)
     try:
-        metrics = train(cfg, sweep_job=sweep_job)
+        metrics = train(cfg, sweep_job=sweep_job, record=record)
     except SIGTERMException as stop:
         # Lightning's SystemExit carries no code, which would report success to a scheduler.
         raise SystemExit(128 + signal.SIGTERM) from stop
     except Exception as error:
         if sweep_job:
-            record_failure(output_dir, error)
-            return float("nan")
+            reason = record_failure(output_dir, error)
+            status = "diverged" if isinstance(known_error(error), DivergenceError) else "failed"
+            record.write(
+                output_dir, status=status, metric=objective, value=worst(objective), reason=reason
+            )
+            return worst(objective)
         known = known_error(error)
         if known is None:
             raise
         # Hydra prints a compact exception's message alone; HYDRA_FULL_ERROR=1 shows the trace.
         raise CompactHydraException(f"{type(known).__name__}: {known}") from error
-    objective = cfg.get("optimized_metric")
-    if objective and sweep_job:
-        return metrics.get(objective)
-    return None
+    if not sweep_job:
+        return None
+    value = objective_value(metrics, objective)
+    record.write(output_dir, status="ok", metric=objective, value=value)
+    return value
 
 
 if __name__ == "__main__":
+    check_plugins(sys.argv[1:])
     refuse_unknown_options(CONFIG_DIR)
     main()

@@ -3,6 +3,7 @@ a single run fails with one clear message (a traceback only for unexpected error
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from reliability_helpers import run_cli
@@ -21,10 +22,20 @@ def dict_of(override_dirname: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in override_dirname.split(","))
 
 
+def summary_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
+    """``summary.csv`` by job folder name."""
+    with (sweep_dir / "summary.csv").open() as file:
+        return {row["job"]: row for row in csv.DictReader(file)}
+
+
 def test_a_sweep_with_a_diverging_and_a_misconfigured_job_finishes_the_others(
     tmp_path: Path, tiny_mnist_root: Path
 ) -> None:
-    """Stress test: four tiny jobs; lr 1e30 makes one diverge, lr -1 is refused by validation."""
+    """Stress test: four tiny jobs; lr 1e30 makes one diverge, lr -1 is refused by validation.
+
+    The sweep ends with its answer in summary.csv/summary.md: one row per job, the overrides as
+    columns, the status, epochs and wall time of each; jobs without a classifier still get one.
+    """
     sweep_dir = tmp_path / "sweep"
     result = run_cli(
         [
@@ -37,28 +48,35 @@ def test_a_sweep_with_a_diverging_and_a_misconfigured_job_finishes_the_others(
         tmp_path,
     )
     assert result.returncode == 0, result.stdout
-    output = result.stdout
-    assert f"Sweep {sweep_dir}: 2 succeeded, 2 failed" in output
+    assert f"Sweep {sweep_dir}: 2 succeeded, 2 failed" in result.stdout
+    rows = summary_rows(sweep_dir)
+    assert len(rows) == 4
+    assert "optim.d.lr" in next(iter(rows.values()))  # a column, not part of one long string
+    assert (
+        "| optim.d.lr | status | epochs | wall s | metrics/fid ↓ |"
+        in (sweep_dir / "summary.md").read_text()
+    )
 
-    summary = {line.split()[0]: line for line in output.splitlines() if line.startswith("  ")}
     for lr in (1e-4, 2e-4):
         job = job_with_lr(sweep_dir, lr)
-        assert summary[job.name].split()[1] == "ok"
+        row = rows[job.name]
+        assert (row["status"], row["epochs"], row["model"]) == ("ok", "1", "mlp")
+        assert float(row["wall_time_s"]) > 0
+        assert row["metrics/fid"] == ""  # no classifier, no FID: still a row
         assert (job / "checkpoints" / "last.ckpt").is_file()
         assert not (job / FAILURE_FILE).exists()
 
     diverged = job_with_lr(sweep_dir, 1e30)
-    assert summary[diverged.name].split()[1:3] == ["FAILED", "DivergenceError:"]
-    assert "loss is nan in epoch 0" in summary[diverged.name]
+    assert rows[diverged.name]["status"] == "diverged at epoch 0"
     assert "DivergenceError: The " in (diverged / FAILURE_FILE).read_text()
     assert not (diverged / "checkpoints" / "last.ckpt").exists()
 
     refused = job_with_lr(sweep_dir, -1)
-    line = (
-        "FAILED  ConfigError: invalid config: optim.d.lr=-1 is not allowed; it must be a number > 0"
+    assert rows[refused.name]["status"] == (
+        "failed: ConfigError: invalid config: optim.d.lr=-1 is not allowed; it must be a number > 0"
     )
-    assert line in summary[refused.name]
     assert (refused / FAILURE_FILE).read_text().startswith("ConfigError: invalid config")
+    assert [row["status"] for row in rows.values()][:2] == ["ok", "ok"]  # successes first
 
 
 def assert_one_clear_message(tmp_path: Path, tiny_mnist_root: Path, args: list[str], expected: str):

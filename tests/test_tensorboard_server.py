@@ -161,3 +161,46 @@ def test_hyperparameters_and_their_metrics(server: Server) -> None:
     assert group["hparams"]["model.name"] == "dcgan"
     values = {value["name"]["tag"]: value["value"] for value in group["metricValues"]}
     assert set(values) == set(METRICS)
+
+
+@pytest.fixture(scope="module")
+def sweep_server(tmp_path_factory: pytest.TempPathFactory, tiny_mnist_root: Path):
+    """A finished 2-job learning-rate sweep, served by ``tensorboard --logdir <sweep folder>``."""
+    root = tmp_path_factory.mktemp("tensorboard_sweep")
+    sweep = root / "sweep"
+    result = run_cli(
+        "gan_lightning.train",
+        ["-m", "optim.d.lr=1e-4,3e-4", "model=mlp", "trainer=debug", "trainer.max_epochs=1"]
+        + [f"data.root={tiny_mnist_root}", "data.batch_size=16", "callbacks.progress_bar=null"]
+        + ["callbacks.training_pictures=null", f"hydra.sweep.dir={sweep}"],
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    log_file = root / "tensorboard_server.log"
+    with tensorboard_server(sweep, log_file) as running:
+        yield running
+
+
+def test_a_sweeps_jobs_compare_in_hparams_with_the_swept_key_as_a_column(
+    sweep_server: Server,
+) -> None:
+    request = {
+        "experimentName": "",
+        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE"],
+        "colParams": [],
+        "startIndex": 0,
+        "sliceSize": 10,
+    }
+    deadline = time.monotonic() + 180
+    groups: list = []
+    while len(groups) < 2 and time.monotonic() < deadline:
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+            groups = sweep_server.json("/data/plugin/hparams/session_groups", request)[
+                "sessionGroups"
+            ]
+        time.sleep(1)
+    assert len(groups) == 2, groups  # one row per job
+    assert sorted(group["hparams"]["optim.d.lr"] for group in groups) == [1e-4, 3e-4]
+    for group in groups:
+        values = {value["name"]["tag"]: value["value"] for value in group["metricValues"]}
+        assert set(METRICS) <= set(values)  # the metric columns have values in every row

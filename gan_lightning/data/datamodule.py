@@ -58,6 +58,14 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
     Making the order a pure function of (seed, epoch), rather than of a global RNG's history,
     lets a run resumed from a checkpoint see exactly the batches the original run saw.
     Lightning calls :meth:`set_epoch` at the start of every epoch.
+
+    With several processes (DDP, ``num_replicas`` > 1) every rank draws the same permutation
+    and takes every ``num_replicas``-th batch of it, starting at its ``rank``: the shards are
+    disjoint, each a pure function of (seed, epoch, rank), so resuming stays exact. Every rank
+    gets the same number of full batches (a rank that ran out would hang the others in the
+    gradient all-reduce): like ``DistributedSampler``, the order is padded by repeating its
+    start when ``drop_last`` is off. Lightning's own distributed wrapper would reshuffle these
+    batches with its own seed, so the trainer runs with ``use_distributed_sampler: false``.
     """
 
     def __init__(
@@ -69,22 +77,30 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
         drop_last: bool,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank={rank} must be in [0, num_replicas={num_replicas})")
         self.num_items = num_items
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
         self.device = torch.device(device)
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        """Batches per epoch for this rank."""
+        per_step = self.batch_size * self.num_replicas  # images all ranks use per step
         if self.drop_last:
-            return self.num_items // self.batch_size
-        return -(-self.num_items // self.batch_size)
+            return self.num_items // per_step
+        return -(-self.num_items // per_step)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         if self.shuffle:
@@ -92,9 +108,13 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
             order = torch.randperm(self.num_items, generator=generator)
         else:
             order = torch.arange(self.num_items)
+        needed = len(self) * self.batch_size * self.num_replicas
+        if self.num_replicas > 1 and needed > self.num_items:
+            order = order.repeat(-(-needed // self.num_items))[:needed]
         # One transfer per epoch instead of one per batch when the data lives on the GPU.
         order = order.to(self.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        step = self.batch_size * self.num_replicas
+        for start in range(self.rank * self.batch_size, len(self) * step, step):
             yield order[start : start + self.batch_size]
 
 
@@ -259,8 +279,11 @@ class MNISTDataModule(pl.LightningDataModule):
     def num_test(self) -> int:
         return self.split_tensors("test")[0].shape[0]
 
-    def _loader(self, split: str, *, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(
+        self, split: str, *, shuffle: bool, drop_last: bool, sharded: bool = False
+    ) -> DataLoader:
         images, labels = self.split_tensors(split)
+        trainer = self.trainer if sharded else None
         sampler = EpochBatchSampler(
             images.shape[0],
             self.batch_size,
@@ -268,7 +291,16 @@ class MNISTDataModule(pl.LightningDataModule):
             drop_last=drop_last,
             seed=self.split_seed,
             device=images.device,
+            # DDP: each rank its own shard of every epoch (metrics read whole splits directly).
+            num_replicas=trainer.world_size if trainer is not None else 1,
+            rank=trainer.global_rank if trainer is not None else 0,
         )
+        if sharded and len(sampler) == 0:
+            raise DataError(
+                f"data.batch_size={self.batch_size} on each of {sampler.num_replicas} devices "
+                f"needs more than the {images.shape[0]} {split} images for one full step; "
+                "lower data.batch_size or use fewer devices."
+            )
         # batch_size=None: the sampler already yields whole batches of indices.
         return DataLoader(
             _WholeTensorDataset(images, labels),
@@ -282,7 +314,7 @@ class MNISTDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True, drop_last=self.drop_last)
+        return self._loader("train", shuffle=True, drop_last=self.drop_last, sharded=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False, drop_last=False)

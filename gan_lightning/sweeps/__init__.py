@@ -1,0 +1,1 @@
+"""Sweeps: checks before any job starts, what each job records, the summary, resumable search."""
