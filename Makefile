@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-fast benchmark lint clean
+.PHONY: install train test test-fast notebooks strip-notebooks benchmark lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -20,6 +20,15 @@ test: $(STAMP) ## the whole test suite, the real-data tests included when the da
 
 test-fast: $(STAMP) ## skip the slow real-data tests
 	$(PYTHON) -m pytest -m "not slow" $(ARGS)
+
+notebooks: $(STAMP) ## open notebooks/ in JupyterLab (dev installs the notebooks extra)
+	$(VENV)/bin/jupyter lab notebooks/
+
+strip-notebooks: $(STAMP) ## before committing: drop outputs, counts, timings and widget state
+	$(VENV)/bin/jupyter nbconvert --clear-output --inplace \
+		--ClearMetadataPreprocessor.enabled=True \
+		--ClearMetadataPreprocessor.preserve_nb_metadata_mask=kernelspec \
+		--ClearMetadataPreprocessor.preserve_nb_metadata_mask=language_info notebooks/*.ipynb
 
 benchmark: $(STAMP) ## framework vs plain PyTorch vs seed-style training throughput
 	$(PYTHON) benchmarks/throughput.py $(ARGS)
