@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from gan_lightning.callbacks.snapshots import END_FILE
 from gan_lightning.checkpoints import load_generator
 from gan_lightning.metrics.suite import (
     MEMORIZATION_METRICS,
@@ -149,8 +150,11 @@ class Scorer:
         return values
 
 
-def budget_minutes(run_dir: Path) -> float:
-    """The run's own ``trainer.max_time`` in minutes: runs of other budgets can share a plot."""
+def training_minutes(run_dir: Path) -> float:
+    """How long the run trained (TimedSnapshots' record), else its ``trainer.max_time``."""
+    recorded = run_dir / "snapshots" / END_FILE
+    if recorded.is_file():
+        return float(recorded.read_text())
     config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     days, hours, minutes, seconds = (int(part) for part in config.trainer.max_time.split(":"))
     return ((days * 24 + hours) * 60 + minutes) + seconds / 60
@@ -177,7 +181,7 @@ def score_run(run_dir: Path, args: argparse.Namespace, scorer: Scorer) -> list[d
         )
     final = json.loads(metrics.read_text())
     rows.append(
-        {"minute": budget_minutes(run_dir), "samples": final["num_fake"], "final": True, **final}
+        {"minute": training_minutes(run_dir), "samples": final["num_fake"], "final": True, **final}
     )
     return rows
 

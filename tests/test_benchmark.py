@@ -106,7 +106,8 @@ def test_quality_curve_trains_scores_and_draws_in_seconds(
         rows = report["runs"][name]
         assert len(rows) >= 2, name  # at least one snapshot and the final metrics
         minutes = [row["minute"] for row in rows]
-        assert minutes == sorted(minutes) and minutes[-1] == 0.1
+        # The final point sits where training really ended (TimedSnapshots' record).
+        assert minutes == sorted(minutes) and minutes[-1] >= 0.1
         assert rows[-1]["final"] and rows[-1]["samples"] == 80
         assert rows[0]["samples"] == 80 if minutes[0] == 0.02 else 60
         assert all("copy_share_feature" in row and row["fid"] > 0 for row in rows)

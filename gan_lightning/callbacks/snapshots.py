@@ -19,6 +19,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+#: Minutes from the first training batch to the end of training, written at the end.
+END_FILE = "train_minutes.txt"
+
 
 class TimedSnapshots(pl.Callback):
     """Saves ``minute_MMM.mm.ckpt`` (the mark passed, in minutes) every ``every_minutes``."""
@@ -40,10 +43,19 @@ class TimedSnapshots(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         assert self._start is not None
         minutes = (time.monotonic() - self._start) / 60.0
-        if minutes < (self._saved + 1) * self.every_minutes:
+        if minutes < (self._saved + 1) * self.every_minutes or not trainer.is_global_zero:
             return
         # Several marks may pass during one long epoch end: one file, named by the time it is.
         self._saved = int(minutes // self.every_minutes)
         folder = Path(trainer.default_root_dir) / self.dirname
         name = f"minute_{self._saved * self.every_minutes:06.2f}.ckpt"
         trainer.save_checkpoint(folder / name, weights_only=True)
+
+    def on_train_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        """Record how long training really ran: the x of the curve's final point."""
+        if self._start is None or not trainer.is_global_zero:
+            return
+        folder = Path(trainer.default_root_dir) / self.dirname
+        folder.mkdir(parents=True, exist_ok=True)
+        minutes = (time.monotonic() - self._start) / 60.0
+        (folder / END_FILE).write_text(f"{minutes:.4f}\n")
