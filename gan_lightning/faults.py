@@ -60,7 +60,7 @@ def callback_keys(callbacks: Mapping[str, Any] | None) -> dict[str, str]:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return f"{type(error).__name__}: {text[0].rstrip('.')}" if text else type(error).__name__
 
 
 def _os_reason(error: OSError) -> str:

@@ -97,7 +97,8 @@ def forked_runs(tiny_mnist_root: Path, tmp_path: Path) -> Iterator[ForkedRuns]:
 class Kill:
     """When to kill one attempt. ``write``: inside its n-th checkpoint write (1: the epoch file,
     2: last.ckpt), ``fraction`` of the way in; ``boundary``: right after its first epoch's
-    checkpoints; ``anywhere``: ``fraction`` of the usual time to the first write, after start."""
+    checkpoints; ``anywhere``: ``fraction`` of the usual time to the first write after start
+    (start-up, steps, a write), but no later than a boundary."""
 
     kind: str
     fraction: float
@@ -134,14 +135,22 @@ def alive(pid: int) -> bool:
     return True
 
 
-def kill_when(pid: int, kill: Kill, run_dir: Path, first_write_after: float) -> float:
+def kill_when(
+    pid: int, kill: Kill, run_dir: Path, first_write_after: float, stale: set[str]
+) -> float:
     """Watch the attempt's checkpoint folder and SIGKILL it at the moment ``kill`` asks for;
-    returns when its first write began (seconds after start) to time later attempts by."""
+    returns when its first write began (seconds after start) to time later attempts by.
+
+    ``stale`` holds the temporary files an earlier killed write left, which are not this
+    attempt's writes; it is updated as the attempt's clean-up removes them.
+    """
     start = time.monotonic()
     deadline = start + 120  # a guard against a hung run, not a timing assertion
     writes, ended, writing, first_write = 0, 0, set(), first_write_after
     while alive(pid) and time.monotonic() < deadline:
-        now = partial_files(run_dir)
+        listing = partial_files(run_dir)
+        stale &= listing  # once removed, a name is this attempt's own when it reappears
+        now = listing - stale
         if now - writing:
             writes += 1
             if writes == 1:
@@ -150,8 +159,9 @@ def kill_when(pid: int, kill: Kill, run_dir: Path, first_write_after: float) -> 
         writing = now
         elapsed = time.monotonic() - start
         if (
-            (kill.kind == "anywhere" and elapsed >= kill.fraction * first_write_after)
-            or (kill.kind == "boundary" and ended >= 2)
+            # At most one epoch further per attempt, so the run cannot end before the last kill.
+            (kill.kind in ("anywhere", "boundary") and ended >= 2)
+            or (kill.kind == "anywhere" and elapsed >= kill.fraction * first_write_after)
             or (kill.kind == "write" and writes >= kill.write and writing)
         ):
             # Inside the write, or into the next epoch's first steps after a boundary.
@@ -177,12 +187,13 @@ def test_random_hard_kills_never_leave_a_run_that_cannot_resume(
     for attempt, kill in enumerate(kills):
         # ckpt_path=last once the run folder exists (a run killed earlier did not create it).
         resume = ["ckpt_path=last"] if (run_dir / ".hydra").is_dir() else []
+        stale = partial_files(run_dir)
         pid = forked_runs.start([*args, f"hydra.run.dir={run_dir}", *resume], logs / f"{attempt}")
-        first_write = kill_when(pid, kill, run_dir, first_write)
+        first_write = kill_when(pid, kill, run_dir, first_write, stale)
         status = forked_runs.wait()
         assert status == -signal.SIGKILL, (logs / f"{attempt}").read_text()[-3000:]
         killed += 1
-        in_write += bool(partial_files(run_dir))
+        in_write += bool(partial_files(run_dir) - stale)  # the writer's file, left by the kill
     final = forked_runs.start([*args, f"hydra.run.dir={run_dir}", "ckpt_path=last"], logs / "end")
     assert forked_runs.wait() == 0, (logs / "end").read_text()[-3000:]
     print(f"\n{killed} kills survived, {in_write} of them inside a checkpoint write")

@@ -247,26 +247,29 @@ class RunGuard(Checkpoint):
         if is_write_failure(exception):
             return
         path = self.ckpt_path
-        if training_finished(trainer):
-            if self._saved_step == trainer.global_step:
-                return  # ModelCheckpoint saved the final state already
+        finished = training_finished(trainer)
+        if finished:
             path = self.ckpt_path.with_name("last.ckpt")
-        try:
-            trainer.save_checkpoint(path, weights_only=False)  # optimizers too
-        except OSError as error:  # a full disk must not hide the original exception
-            log.error("Could not save %s: %s", path, error)
-            return
+        # After the last epoch ModelCheckpoint may have saved the final state already.
+        if not (finished and self._saved_step == trainer.global_step):
+            try:
+                trainer.save_checkpoint(path, weights_only=False)  # optimizers too
+            except OSError as error:  # a full disk must not hide the original exception
+                log.error("Could not save %s: %s", path, error)
+                return
+        # A signal gets its resume hint here; any other error becomes a RunFault in train().
         if trainer.is_global_zero and isinstance(exception, KeyboardInterrupt | SystemExit):
-            log.warning(self._resume_hint(trainer, exception))
+            log.warning(self._resume_hint(trainer, exception, finished))
 
-    def _resume_hint(self, trainer: pl.Trainer, exception: BaseException) -> str:
-        reason = type(exception).__name__
-        if isinstance(exception, KeyboardInterrupt):
-            reason = "Ctrl-C"
-        elif isinstance(exception, SystemExit):  # Lightning's SIGTERMException
-            reason = "SIGTERM"
+    def _resume_hint(self, trainer: pl.Trainer, exception: BaseException, finished: bool) -> str:
+        reason = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
         checkpoints = self.ckpt_path.parent
         run_dir = checkpoints.parent
+        if finished:
+            return (
+                f"Training stopped by {reason} after its last epoch; the trained run is saved "
+                f"in {checkpoints / 'last.ckpt'}."
+            )
         lines = [
             f"Training stopped by {reason} in epoch {trainer.current_epoch}; saved the state "
             f"so far to {self.ckpt_path}."
