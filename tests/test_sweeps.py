@@ -201,6 +201,7 @@ def test_submitit_local_runs_a_sweep_through_submitit(
         + ["optim.d.lr=1e-4,2e-4", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep_dir}"],
         tiny_mnist_root,
         tmp_path,
+        timeout=600,  # three processes start one after another: slow on a loaded machine
     )
     assert result.returncode == 0, result.stdout[-5000:]
     assert list((sweep_dir / ".submitit").iterdir())  # submitit's job files, as on a cluster
