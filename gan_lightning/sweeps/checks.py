@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +134,13 @@ def _leaf_keys(tree: Any, prefix: str = "") -> Iterator[str]:
         yield prefix[:-1]
 
 
-def group_options(group: str) -> list[str]:
-    """The options of one of our config groups (``optim.d`` -> ``adam``, ``sgd``)."""
-    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+def group_options(group: str, searchpath: Iterable[str] = ()) -> list[str]:
+    """The options of one of our config groups (``optim.d`` -> ``adam``, ``sgd``), including
+    those in extra ``file://`` folders of ``hydra.searchpath`` (the notebooks' presets)."""
+    folders = [CONFIG_DIR] + [
+        Path(entry.removeprefix("file://")) for entry in searchpath if entry.startswith("file://")
+    ]
+    return sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
 
 
 def _choices(key: str, value: str) -> list[str]:
@@ -157,7 +161,7 @@ def search_space_problem(config: DictConfig) -> str | None:
         if raw_key.startswith("+") or key.startswith("hydra"):
             continue  # adds a key on purpose, or Hydra's own (Hydra refuses sweeping those)
         if key in choices:
-            options = group_options(key)
+            options = group_options(key, config.hydra.get("searchpath") or ())
             unknown = [c for c in _choices(key, value) if options and c not in options]
             if unknown:
                 return (
