@@ -57,6 +57,9 @@ SYNC_TESTS = ("never_wait_for_the_gpu", "trap_catches", "without_host_copies")
 #: the framework contestant's end-of-fit extras (pictures, 10,000-sample metrics) lie outside the
 #: timed window but would cost seconds per run; dropping them changes nothing inside it
 AROUND_THE_STEP = ("callbacks.training_pictures=null", "callbacks.generative_metrics=null")
+#: the ``fused`` variant: one multi-tensor kernel per Adam step, and no ``found_inf`` read-back
+#: under 16-mixed (GradScaler hands the check to a fused optimizer)
+FUSED_ADAM = ("+optim.g.fused=true", "+optim.d.fused=true")
 MIN_RATIO = 0.90
 
 FULL = dict(steps=200, warmup=20, rounds=3, compile_rounds=1, matmul_size=8192, profile_steps=30)
@@ -94,7 +97,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=[("dcgan", 64), ("mlp", 64)],
         help="timed again with compile=true (none: leave out)",
     )
-    parser.add_argument("--compile-precision", default="bf16-mixed")
+    parser.add_argument(
+        "--fused-workloads",
+        nargs="*",
+        type=_workload,
+        default=[("dcgan", 64), ("mlp", 64)],
+        help="timed again with fused Adam (none: leave out)",
+    )
+    parser.add_argument(
+        "--compile-precision", default="bf16-mixed", help="of the compile and fused timings"
+    )
     parser.add_argument("--profile-workload", type=_workload, default=("dcgan", 64))
     parser.add_argument("--profile-precision", default="bf16-mixed")
     for name in FULL:
@@ -212,13 +224,14 @@ def speed_section(args: argparse.Namespace) -> dict[str, Any]:
 
     device = torch.device(args.device)
     runners = {"framework": run_framework, "plain": run_plain}
-    compiled = [args.compile_precision]
+    variant = [args.compile_precision]
     groups = [
-        ("eager", args.workloads, args.precisions, False, args.rounds),
-        ("compile=true", args.compile_workloads, compiled, True, args.compile_rounds),
+        ("eager", args.workloads, args.precisions, False, args.rounds, ()),
+        ("compile=true", args.compile_workloads, variant, True, args.compile_rounds, ()),
+        ("fused Adam", args.fused_workloads, variant, False, args.rounds, FUSED_ADAM),
     ]
     results: dict[str, Any] = {"peak_gflops": {}, "workloads": []}
-    for label, specs, precisions, compile_, rounds in groups:
+    for label, specs, precisions, compile_, rounds, overrides in groups:
         workloads = [
             Workload(
                 model=model,
@@ -227,7 +240,7 @@ def speed_section(args: argparse.Namespace) -> dict[str, Any]:
                 device=args.device,
                 compile=compile_,
                 data_root=args.data_root,
-                overrides=AROUND_THE_STEP,
+                overrides=(*AROUND_THE_STEP, *overrides),
             )
             for model, batch in specs
             for precision in precisions
@@ -272,7 +285,10 @@ def speed_report(result: dict[str, Any]) -> list[str]:
         entries = w["contestants"]
         ratio = w["ratios"]["framework/plain"]
         flag = "" if w["within_10_percent"] else " BELOW 0.90"
-        memory = [f"{entries[name].get('peak_gpu_mib', float('nan')):,.0f}" for name in entries]
+        memory = [
+            f"{entries[name]['peak_gpu_mib']:,.0f}" if "peak_gpu_mib" in entries[name] else "-"
+            for name in entries
+        ]
         tflops = [f"{entries[name]['gflops'] / 1e3:,.2f}" for name in entries]
         share = entries["framework"]["gflops"] / bf16_peak if bf16_peak else None
         rows.append(
@@ -549,6 +565,50 @@ REPORTS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 }
 
 
+def summary(results: dict[str, Any]) -> list[str]:
+    """One line per section: what passed, the worst speed ratio, the final FID."""
+    lines = []
+    for name, section in results["sections"].items():
+        if "error" in section:
+            lines.append(f"- {name}: ERROR {section['error'].splitlines()[0]}")
+            continue
+        result = section["result"]
+        if name == "tests":
+            failed = [c["name"] for c in result["cases"] if c["outcome"] in ("failed", "error")]
+            counts = ", ".join(f"{n} {k}" for k, n in sorted(result["counts"].items()))
+            sync = ", ".join(f"{n} {k}" for k, n in sorted(result["sync_counts"].items()))
+            lines.append(
+                f"- tests: {counts or 'none ran'}" + (f" ({', '.join(failed)})" if failed else "")
+            )
+            lines.append(f"- no host sync: {sync or 'none ran'}")
+        elif name == "speed" and result["workloads"]:
+            workloads = result["workloads"]
+            worst = min(workloads, key=lambda w: w["ratios"]["framework/plain"]["median"])
+            within = sum(w["within_10_percent"] for w in workloads)
+            lines.append(
+                f"- speed: framework within 10% of the plain loop in {within} of {len(workloads)} "
+                f"workloads; lowest ratio {worst['ratios']['framework/plain']['median']:.2f} "
+                f"({worst['model']} b{worst['batch_size']} {worst['precision']} {worst['group']})"
+            )
+        elif name == "quality":
+            metrics = result.get("final_metrics", {})
+            figures = ", ".join(
+                f"{key} {metrics[key]:.4g}"
+                for key in ("fid", "precision", "recall")
+                if key in metrics
+            )
+            lines.append(
+                f"- quality: experiment=best for {results['settings']['best_seconds']} s: {figures}"
+            )
+        elif name == "profile":
+            busy = result["framework"]["gpu_busy_share"]
+            lines.append(
+                f"- profile ({result['workload']}): framework GPU busy "
+                + ("-" if busy is None else f"{busy:.0%}")
+            )
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
@@ -558,6 +618,11 @@ def render(results: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
         f"settings: {results['settings']}",
     ]
+    if "max_memory_allocated_mib" in results:
+        lines.append(
+            f"peak GPU memory of this process: {results['max_memory_allocated_mib']:,.0f} MiB"
+        )
+    lines += ["", *summary(results)]
     for name, section in results["sections"].items():
         lines += ["", f"## {name} ({section['seconds']:.0f} s)", ""]
         if "error" in section:
