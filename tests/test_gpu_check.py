@@ -40,7 +40,8 @@ def test_cpu_smoke_run_reports_every_section(tiny_mnist_root: Path, tmp_path: Pa
     command = [
         sys.executable, str(SCRIPT), "--device", "cpu", "--quick",
         "--out", str(out), "--work", str(tmp_path / "work"),
-        "--workloads", "mlp:16", "--precisions", "32-true", "--compile-workloads",
+        "--workloads", "mlp:16", "--precisions", "32-true",
+        "--compile-workloads", "--fused-workloads",
         "--profile-workload", "mlp:16", "--profile-precision", "32-true",
         "--data-root", str(tiny_mnist_root), "--classifier", str(classifier),
         "--best-seconds", "2",
