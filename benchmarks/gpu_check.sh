@@ -2,6 +2,12 @@
 # On a GPU machine without network: install the wheels benchmarks/gpu_prepare.sh put in .gpu/
 # (only when hydra is missing), then run benchmarks/gpu_check.py on the carried MNIST, writing
 # to $OUT (the device tool's output folder) or ./gpu_check. Arguments go to gpu_check.py.
+#
+# With a tool that copies the checkout to a GPU machine and brings back what lands in $OUT:
+# run benchmarks/gpu_prepare.sh in that checkout first, carry .gpu, and run (about 8 minutes,
+# so a 600 s limit; the JSON is rewritten after each section, so a cut-short run keeps those)
+#   set -o pipefail; bash benchmarks/gpu_check.sh 2>&1 | tee $OUT/gpu_check.log
+# A rerun of one part: ... gpu_check.sh --sections speed 2>&1 | tee $OUT/gpu_check.log
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARRY=${GPU_CARRY:-.gpu}
