@@ -12,21 +12,23 @@ Four sections, in this order, each timed; the JSON (``gpu_check.json``) and the 
 1. ``tests``: ``pytest -m gpu`` on ``tests/test_gpu.py`` and ``tests/test_data.py`` (steps, every
    precision and loss, compile and channels_last, exact resume, metrics and sampling, and the
    host-sync trap), one line per failure; the host-sync tests get their own line.
-2. ``speed``: images/s of the framework (``Trainer.fit`` as the CLI builds it) against the plain
+3. ``speed``: images/s of the framework (``Trainer.fit`` as the CLI builds it) against the plain
    CUDA loop on the same resident tensors (``benchmarks/contestants.py``), interleaved rounds,
    medians; eager at each ``--precisions`` and ``torch.compile`` at ``--compile-precision``;
    achieved TFLOP/s against measured matmul rates; peak GPU memory. A framework/plain ratio
    under 0.90 is flagged.
-3. ``quality``: ``experiment=best`` for ``--best-seconds`` of wall time on the device, its final
+2. ``quality``: ``experiment=best`` for ``--best-seconds`` of wall time on the device, its final
    metrics (``metrics.json``) and last sample grid (``best_samples.png``). Without a classifier
    (``--classifier``) one is trained first, on the device, and its time reported.
 4. ``profile``: where a framework batch's time goes, for one workload: host time in the batch's
    hooks and step vs in Lightning's loop between batches, GPU kernel time per batch (busy share),
    kernels per batch, and the top operators by CPU time; the same for the plain loop.
 
-On an H200 the defaults take about 7-8 minutes: tests 2, speed 3, quality 2.5 (plus about 1 if
-a classifier must be trained), profile 0.3. Without a CUDA device the command refuses in one
-line (exit 2) unless ``--device cpu`` asks for the smoke test.
+On an H200 the defaults should take about 7-8 minutes (estimated, not yet measured): tests 2.5,
+quality 3.5 (1 more if a classifier must be trained), speed 4, profile 0.5. ``--budget-seconds``
+(570: a 10-minute limit less a margin) skips a section that would not fit and stops a child
+process before the limit, so the report always gets written. Without a CUDA device the command
+refuses in one line (exit 2) unless ``--device cpu`` asks for the smoke test.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("tests", "speed", "quality", "profile")
+SECTIONS = ("tests", "quality", "speed", "profile")
+#: seconds each section takes on an H200 with the defaults: guesses made before any GPU run
+#: (correct them from the first report); a section is skipped when less than half is left
+ESTIMATED_SECONDS = {"tests": 150, "quality": 200, "speed": 240, "profile": 30}
 GPU_TEST_FILES = ("tests/test_gpu.py", "tests/test_data.py")
 #: test names (substrings) that make up the no-host-sync check
 SYNC_TESTS = ("never_wait_for_the_gpu", "trap_catches", "without_host_copies")
@@ -114,6 +119,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", help="folder holding MNIST/raw (default: the config's)")
     parser.add_argument("--classifier", type=Path, help="metrics classifier (default: train one)")
     parser.add_argument("--best-seconds", type=int, default=120, help="experiment=best wall time")
+    parser.add_argument(
+        "--budget-seconds", type=int, default=570, help="for the whole check (0: no limit)"
+    )
     parser.add_argument(
         "--best-overrides", nargs="*", default=[], metavar="KEY=VALUE", help="for the best run"
     )
@@ -181,14 +189,19 @@ def parse_junit(path: Path) -> list[dict[str, Any]]:
     return cases
 
 
-def tests_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def tests_section(args: argparse.Namespace, work: Path, timeout: float | None) -> dict[str, Any]:
     xml = work / "pytest.xml"
     command = [
         sys.executable, "-m", "pytest", "-m", "gpu", *GPU_TEST_FILES,
         "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
     ]  # fmt: skip
     run = subprocess.run(
-        command, cwd=REPO, env=child_env(args.data_root), capture_output=True, text=True
+        command,
+        cwd=REPO,
+        env=child_env(args.data_root),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     cases = parse_junit(xml) if xml.is_file() else []
     sync = [case for case in cases if any(name in case["name"] for name in SYNC_TESTS)]
@@ -228,7 +241,7 @@ def speed_section(args: argparse.Namespace) -> dict[str, Any]:
     groups = [
         ("eager", args.workloads, args.precisions, False, args.rounds, ()),
         ("compile=true", args.compile_workloads, variant, True, args.compile_rounds, ()),
-        ("fused Adam", args.fused_workloads, variant, False, args.rounds, FUSED_ADAM),
+        ("fused Adam", args.fused_workloads, variant, False, args.compile_rounds, FUSED_ADAM),
     ]
     results: dict[str, Any] = {"peak_gflops": {}, "workloads": []}
     for label, specs, precisions, compile_, rounds, overrides in groups:
@@ -323,7 +336,9 @@ def _rate(summary: dict[str, float]) -> str:
 
 
 # ---------------------------------------------------------------------------------- 3 quality
-def train_classifier_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def train_classifier_run(
+    args: argparse.Namespace, work: Path, timeout: float | None
+) -> dict[str, Any]:
     from gan_lightning.classifier import read_classifier_file
 
     path = work / "classifier" / "MNIST_classifier.pt"
@@ -335,7 +350,12 @@ def train_classifier_run(args: argparse.Namespace, work: Path) -> dict[str, Any]
     ]  # fmt: skip
     start = time.perf_counter()
     run = subprocess.run(
-        command, cwd=REPO, env=child_env(args.data_root), capture_output=True, text=True
+        command,
+        cwd=REPO,
+        env=child_env(args.data_root),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if run.returncode:
         raise RuntimeError(f"training the classifier failed:\n{_tail(run.stdout + run.stderr)}")
@@ -346,11 +366,14 @@ def train_classifier_run(args: argparse.Namespace, work: Path) -> dict[str, Any]
     }
 
 
-def quality_section(args: argparse.Namespace, work: Path, out: Path) -> dict[str, Any]:
+def quality_section(
+    args: argparse.Namespace, work: Path, out: Path, timeout: float | None
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
+    started = time.perf_counter()
     if args.classifier is None:
         _progress("quality: no --classifier, training one first")
-        result["classifier_trained"] = train_classifier_run(args, work)
+        result["classifier_trained"] = train_classifier_run(args, work, timeout)
         classifier = Path(result["classifier_trained"]["path"])
     else:
         classifier = args.classifier.resolve()
@@ -364,8 +387,15 @@ def quality_section(args: argparse.Namespace, work: Path, out: Path) -> dict[str
     ]  # fmt: skip
     _progress(f"quality: experiment=best for {args.best_seconds} s")
     start = time.perf_counter()
+    if timeout is not None:
+        timeout -= start - started
     run = subprocess.run(
-        command, cwd=REPO, env=child_env(args.data_root), capture_output=True, text=True
+        command,
+        cwd=REPO,
+        env=child_env(args.data_root),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     result.update(
         {
@@ -572,6 +602,9 @@ def summary(results: dict[str, Any]) -> list[str]:
         if "error" in section:
             lines.append(f"- {name}: ERROR {section['error'].splitlines()[0]}")
             continue
+        if "skipped" in section:
+            lines.append(f"- {name}: SKIPPED ({section['skipped']})")
+            continue
         result = section["result"]
         if name == "tests":
             failed = [c["name"] for c in result["cases"] if c["outcome"] in ("failed", "error")]
@@ -627,9 +660,16 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"## {name} ({section['seconds']:.0f} s)", ""]
         if "error" in section:
             lines += [f"ERROR: {section['error']}", "```", section["traceback"], "```"]
+        elif "skipped" in section:
+            lines.append(f"SKIPPED: {section['skipped']}")
         else:
             lines += REPORTS[name](section["result"])
     return "\n".join(lines) + "\n"
+
+
+def save(results: dict[str, Any], out: Path) -> None:
+    (out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
+    (out / "gpu_check.md").write_text(render(results))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -653,15 +693,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "sections": {},
     }
+    begin = time.perf_counter()
+
+    def left() -> float | None:
+        """Seconds of the budget left, less a margin for writing the report."""
+        return (
+            args.budget_seconds - 20 - (time.perf_counter() - begin)
+            if args.budget_seconds
+            else None
+        )
+
     runs = {
-        "tests": lambda: tests_section(args, work),
+        "tests": lambda: tests_section(args, work, left()),
+        "quality": lambda: quality_section(args, work, args.out, left()),
         "speed": lambda: speed_section(args),
-        "quality": lambda: quality_section(args, work, args.out),
         "profile": lambda: profile_section(args),
     }
     failed = False
     for name in SECTIONS:
         if name not in args.sections:
+            continue
+        remaining = left()
+        if remaining is not None and remaining < ESTIMATED_SECONDS[name] / 2:
+            results["sections"][name] = {
+                "skipped": f"{remaining:.0f} s of --budget-seconds left, it takes about "
+                f"{ESTIMATED_SECONDS[name]} s: rerun with --sections {name}",
+                "seconds": 0.0,
+            }
+            _progress(f"section {name} skipped: {results['sections'][name]['skipped']}")
+            save(results, args.out)
             continue
         _progress(f"section {name}")
         start = time.perf_counter()
@@ -679,8 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["sections"][name] = section
         if torch.cuda.is_available() and args.device == "cuda":
             results["max_memory_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
-        (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str))
-        (args.out / "gpu_check.md").write_text(render(results))
+        save(results, args.out)
         _progress(f"section {name} done in {section['seconds']:.0f} s")
     print(render(results))
     print(f"wrote {args.out / 'gpu_check.json'} and {args.out / 'gpu_check.md'}")

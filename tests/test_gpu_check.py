@@ -31,6 +31,19 @@ def test_refuses_in_one_line_without_a_gpu(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_a_section_that_would_not_fit_the_budget_is_skipped_and_reported(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = [
+        sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out),
+        "--sections", "profile", "--budget-seconds", "1",
+    ]  # fmt: skip
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "- profile: SKIPPED" in run.stdout and "rerun with --sections profile" in run.stdout
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert set(report["sections"]) == {"profile"} and "skipped" in report["sections"]["profile"]
+
+
 @pytest.mark.slow  # several processes: the check's own pytest and a training run
 def test_cpu_smoke_run_reports_every_section(tiny_mnist_root: Path, tmp_path: Path) -> None:
     from metrics_helpers import make_classifier_file
