@@ -17,7 +17,7 @@ if ! "$PY" -c "import hydra, omegaconf" 2>/dev/null; then
         --target /tmp/gan-site "$CARRY"/wheels/*.whl
     export PYTHONPATH=/tmp/gan-site${PYTHONPATH:+:$PYTHONPATH}
 fi
-export PYTHONPATH=$PWD:$PYTHONPATH
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 export GAN_DATA_DIR=${GAN_DATA_DIR:-$PWD/$CARRY/data}
 export CUBLAS_WORKSPACE_CONFIG=${CUBLAS_WORKSPACE_CONFIG:-:4096:8} PYTHONUNBUFFERED=1
 extra=()
