@@ -304,6 +304,7 @@ def speed_report(result: dict[str, Any]) -> list[str]:
         ]
         tflops = [f"{entries[name]['gflops'] / 1e3:,.2f}" for name in entries]
         share = entries["framework"]["gflops"] / bf16_peak if bf16_peak else None
+        epoch_end = w["epoch_end_seconds"]
         rows.append(
             [
                 w["model"],
@@ -315,11 +316,13 @@ def speed_report(result: dict[str, Any]) -> list[str]:
                 " / ".join(tflops),
                 "-" if share is None else f"{share:.1%}",
                 " / ".join(memory),
+                "-" if epoch_end is None else f"{epoch_end:.2f} ({w['epoch_end_share']:.0%})",
             ]
         )
     headers = [
         "model", "batch", "precision", "mode", "framework", "plain", "ratio",
         "TFLOP/s fw / plain", "fw share of bf16 peak", "peak MiB fw / plain",
+        "fw epoch end s, share (checkpoint, grid; no metrics)",
     ]  # fmt: skip
     lines.append(markdown_table(headers, rows))
     slow = [w for w in result["workloads"] if not w["within_10_percent"]]
