@@ -12,6 +12,16 @@ from omegaconf import DictConfig
 from gan_lightning.data import DataError, find_split, write_idx
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` need a CUDA device: skip them, with the reason, where there is none."""
+    if torch.cuda.is_available():
+        return
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(no_gpu)
+
+
 @pytest.fixture(scope="session")
 def tiny_mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A root in torchvision's layout (<root>/MNIST/raw/) with 256 train and 128 test images."""

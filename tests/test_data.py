@@ -425,7 +425,7 @@ class _Recorder(pl.LightningModule):
         "cpu",
         pytest.param(
             "gpu",
-            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU"),
+            marks=pytest.mark.gpu,  # skipped without CUDA (conftest); run by `pytest -m gpu`
         ),
     ],
 )
