@@ -20,6 +20,7 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".partial"
 #: errno values that mean "no room": the fix is freeing space, not retrying.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: A write that failed with less room than this left on its disk failed for want of room.
+#: torch's zip writer reports a full disk as a ``RuntimeError`` ("unexpected pos ..."), not
+#: as ``ENOSPC``, so the free space is the only witness.
+FULL_DISK_BYTES = 1 << 20
 
 
 def partial_path(path: str | Path) -> Path:
@@ -59,6 +64,13 @@ class CheckpointWriteError(OSError):
     def __init__(self, path: Path, error: OSError) -> None:
         super().__init__(error.errno, write_failure_reason(error), str(path))
         self.path = path
+
+
+def _is_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < FULL_DISK_BYTES
+    except OSError:
+        return False
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -90,10 +102,15 @@ def atomic_save(
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException as error:
+        # Measured before the temporary file is removed: it holds the space the write took.
+        full = isinstance(error, Exception) and not isinstance(error, OSError) and _is_full(path)
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise CheckpointWriteError(path, error) from error
+        if full:
+            no_room = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(temporary))
+            raise CheckpointWriteError(path, no_room) from error
         raise
     _fsync_folder(path.parent)
     return path

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import IO, Any
 
@@ -14,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from reliability_helpers import compose_run
 
-from gan_lightning import disk_space
+from gan_lightning import checkpoint_io, disk_space
 from gan_lightning.checkpoint_io import (
     AtomicCheckpointIO,
     CheckpointWriteError,
@@ -69,6 +70,34 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_file(tmp_path: 
     atomic_save({"version": 2}, path)
     assert torch.load(path, weights_only=True) == {"version": 2}
     assert not partial_path(path).exists()
+
+
+def test_torch_reporting_a_full_disk_as_a_runtime_error_is_still_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's zip writer says "unexpected pos" where the OS said ENOSPC: the free space decides."""
+    path = tmp_path / "last.ckpt"
+    atomic_save({"version": 1}, path)
+    free = {"bytes": 0}
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(
+        checkpoint_io.shutil, "disk_usage", lambda _: usage._replace(free=free["bytes"])
+    )
+
+    def torch_on_a_full_disk(obj: Any, file: IO[bytes]) -> None:
+        file.write(b"half a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 17")
+
+    with pytest.raises(CheckpointWriteError, match="the disk is full") as caught:
+        atomic_save({"version": 2}, path, torch_on_a_full_disk)
+    assert caught.value.errno == errno.ENOSPC and caught.value.path == path
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    # With room on the disk the same error is a bug, not a full disk: it is not renamed.
+    free["bytes"] = 10 * checkpoint_io.FULL_DISK_BYTES
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        atomic_save({"version": 2}, path, torch_on_a_full_disk)
+    assert torch.load(path, weights_only=True) == {"version": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
 def test_lightning_writes_through_the_atomic_plugin(tmp_path: Path, tiny_mnist_root: Path) -> None:

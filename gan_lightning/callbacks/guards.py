@@ -254,7 +254,7 @@ class RunGuard(Checkpoint):
         if not (finished and self._saved_step == trainer.global_step):
             try:
                 trainer.save_checkpoint(path, weights_only=False)  # optimizers too
-            except OSError as error:  # a full disk must not hide the original exception
+            except Exception as error:  # a full disk must not hide the original exception
                 log.error("Could not save %s: %s", path, error)
                 return
         # A signal gets its resume hint here; any other error becomes a RunFault in train().
