@@ -268,3 +268,49 @@ def test_an_optuna_search_names_its_best_trial_and_resumes_after_a_kill(
         sweep_dir=search,
     )
     assert "the search mlp in" in refusal(cfg) and "already finished its 4 trials" in refusal(cfg)
+
+
+def test_the_terminal_table_fits_80_columns_and_no_table_repeats_the_optimized_metric(
+    tmp_path: Path,
+) -> None:
+    from rich.console import Console
+
+    from gan_lightning.sweeps.summary import JobRow, markdown, rich_table
+
+    metrics = {"fid": 1043.2, "kid": 0.7357, "is": 2.663, "precision": 0.9872, "recall": 0.0}
+    rows = [
+        JobRow(
+            job=f"optim.d.lr={d},optim.g.lr={g}",
+            overrides={"optim.d.lr": d, "optim.g.lr": g, "model": "dcgan"},
+            status="ok",
+            epochs=2,
+            wall_time_s=47.43,
+            value=metrics["fid"] + index,
+            metrics={**metrics, "fid": metrics["fid"] + index},
+        )
+        for index, (d, g) in enumerate(
+            [("0.0002", "0.0008"), ("5e-05", "0.0008"), ("0.0008", "5e-05")]
+        )
+    ]
+    console = Console(width=80, record=True)
+    console.print(rich_table(rows, "metrics/fid", tmp_path))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    header = next(line for line in lines if "status" in line)
+    # Whole titles, one FID column (by its title), three significant digits, no exponent.
+    assert header.split() == [
+        "optim.d.lr",
+        "optim.g.lr",
+        "status",
+        "epochs",
+        "wall",
+        "s",
+        "FID",
+        "↓",
+        "precision",
+        "recall",
+    ]
+    assert "1043 " in text and "e+" not in text
+    table = markdown(rows, "metrics/fid", tmp_path)
+    assert "| metrics/fid ↓ | KID |" in table and "| FID |" not in table

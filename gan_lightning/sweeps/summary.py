@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich import box
 from rich.table import Table
 
 from gan_lightning.objective import direction, sort_key
@@ -37,6 +38,9 @@ METRIC_COLUMNS = (
 NOT_SETTINGS = ("hparams_search", "ckpt_path", "hydra.")
 MAX_TERMINAL_ROWS = 20
 MAX_JOB_NAME = 24
+#: The metrics the terminal shows beside the optimized one: an 80-column terminal fits about
+#: eight columns; summary.md has them all.
+TERMINAL_METRICS = ("precision", "recall", "cond_acc")
 
 
 @dataclass
@@ -114,10 +118,11 @@ def override_keys(rows: Sequence[JobRow]) -> tuple[list[str], dict[str, str]]:
     return varying, fixed
 
 
-def _number(value: float | None) -> str:
+def _number(value: float | None, digits: int = 4) -> str:
+    """``digits`` significant digits, and no exponent for large values (1043, not 1.04e+03)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
-    return f"{value:.4g}"
+    return f"{value:.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
 
 
 def _shorten(text: str, limit: int = 70) -> str:
@@ -134,35 +139,46 @@ class Columns:
     metrics: list[str]  # metrics.json keys present in any job
 
     @classmethod
-    def of(cls, rows: Sequence[JobRow]) -> Columns:
+    def of(cls, rows: Sequence[JobRow], metric: str, shown: Sequence[str] | None = None) -> Columns:
+        """``shown``: the metrics.json keys to consider (all of them by default); the optimized
+        metric's own key is left out, as it has its column already."""
         varying, _ = override_keys(rows)
-        present = [key for key, _ in METRIC_COLUMNS if any(key in row.metrics for row in rows)]
+        optimized = metric.removeprefix("metrics/")
+        present = [
+            key
+            for key, _ in METRIC_COLUMNS
+            if key != optimized
+            and (shown is None or key in shown)
+            and any(key in row.metrics for row in rows)
+        ]
         short = all(len(row.job) <= MAX_JOB_NAME for row in rows)
         return cls(show_job=short or not varying, varying=varying, metrics=present)
 
 
-def table_cells(row: JobRow, columns: Columns) -> list[str]:
+def table_cells(row: JobRow, columns: Columns, digits: int = 4) -> list[str]:
     return [
         *([row.job] if columns.show_job else []),
         *(row.overrides.get(key, "") for key in columns.varying),
         _shorten(row.status),
         "" if row.epochs is None else str(row.epochs),
-        _number(row.wall_time_s),
-        _number(row.value),
-        *(_number(row.metrics.get(key)) for key in columns.metrics),
+        _number(row.wall_time_s, 3),
+        _number(row.value, digits),
+        *(_number(row.metrics.get(key), digits) for key in columns.metrics),
     ]
 
 
-def headers(columns: Columns, metric: str) -> list[str]:
+def headers(columns: Columns, metric: str, short: bool = False) -> list[str]:
+    """``short``: the optimized metric by its title (``FID``), not its key (``metrics/fid``)."""
     titles = dict(METRIC_COLUMNS)
     arrow = "↓" if direction(metric) == "minimize" else "↑"
+    name = titles.get(metric.removeprefix("metrics/"), metric) if short else metric
     return [
         *(["job"] if columns.show_job else []),
         *columns.varying,
         "status",
         "epochs",
         "wall s",
-        f"{metric} {arrow}",
+        f"{name} {arrow}",
         *(titles[key] for key in columns.metrics),
     ]
 
@@ -200,7 +216,7 @@ def best_command(rows: Sequence[JobRow]) -> str | None:
 
 
 def markdown(rows: Sequence[JobRow], metric: str, sweep_dir: Path) -> str:
-    columns = Columns.of(rows)
+    columns = Columns.of(rows, metric)
     _, fixed = override_keys(rows)
     head = headers(columns, metric)
     lines = [f"# {headline(rows, sweep_dir)}", ""]
@@ -217,19 +233,23 @@ def markdown(rows: Sequence[JobRow], metric: str, sweep_dir: Path) -> str:
 
 
 def rich_table(rows: Sequence[JobRow], metric: str, sweep_dir: Path) -> Table:
-    columns = Columns.of(rows)
+    """The terminal's short version of summary.md: fewer metrics, three significant digits."""
+    columns = Columns.of(rows, metric, TERMINAL_METRICS)
     table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
         caption=(
             f"{len(rows) - MAX_TERMINAL_ROWS} more in summary.md"
             if len(rows) > MAX_TERMINAL_ROWS
             else None
         ),
     )
-    for title in headers(columns, metric):
+    for title in headers(columns, metric, short=True):
         table.add_column(title, overflow="fold")
     for row in rows[:MAX_TERMINAL_ROWS]:
         style = None if row.ok else "red"
-        table.add_row(*table_cells(row, columns), style=style)
+        table.add_row(*table_cells(row, columns, digits=3), style=style)
     return table
 
 
