@@ -314,3 +314,8 @@ def test_the_terminal_table_fits_80_columns_and_no_table_repeats_the_optimized_m
     assert "1043 " in text and "e+" not in text
     table = markdown(rows, "metrics/fid", tmp_path)
     assert "| metrics/fid ↓ | KID |" in table and "| FID |" not in table
+    # Optuna's long floats are shortened for reading; the command to paste keeps them whole.
+    rows[0].overrides["optim.g.lr"] = "0.00027294705821610083"
+    table = markdown(rows, "metrics/fid", tmp_path)
+    assert "| 0.0002 | 0.0002729 | ok |" in table
+    assert "optim.g.lr=0.00027294705821610083" in table

@@ -155,10 +155,21 @@ class Columns:
         return cls(show_job=short or not varying, varying=varying, metrics=present)
 
 
+def _shown_value(value: str, digits: int = 4) -> str:
+    """A swept value as a table shows it: Optuna's 0.00027294705821610083 as 0.0002729."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    shown = f"{number:.{digits}g}"
+    return shown if len(shown) < len(value) else value
+
+
 def table_cells(row: JobRow, columns: Columns, digits: int = 4) -> list[str]:
+    """One row of the readable tables; summary.csv and the pasteable command keep full values."""
     return [
         *([row.job] if columns.show_job else []),
-        *(row.overrides.get(key, "") for key in columns.varying),
+        *(_shown_value(row.overrides.get(key, ""), digits) for key in columns.varying),
         _shorten(row.status),
         "" if row.epochs is None else str(row.epochs),
         _number(row.wall_time_s, 3),
