@@ -20,6 +20,7 @@ from metrics_helpers import make_classifier_file
 from omegaconf import DictConfig
 from reliability_helpers import compose_run
 from test_resume import EXACT, assert_same_run
+from test_training_steps import changed, fit, snapshot
 
 from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.callbacks.metrics import GenerativeMetrics
@@ -44,30 +45,7 @@ def fit_on_device(
     callbacks: list[pl.Callback] | None = None,
 ) -> GANModule:
     """``batches`` training batches on the GPU at the config's precision: just the step."""
-    module = module or build_gan_module(cfg)
-    trainer = pl.Trainer(
-        accelerator=ACCELERATOR,
-        devices=1,
-        precision=cfg.trainer.precision,
-        max_epochs=1,
-        limit_train_batches=batches,
-        limit_val_batches=0,
-        logger=False,
-        callbacks=callbacks or [],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=instantiate(cfg.data))
-    return module
-
-
-def snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in net.named_parameters()}
-
-
-def changed(before: dict[str, torch.Tensor], net: torch.nn.Module) -> bool:
-    return any(not torch.equal(before[k].to(v.device), v) for k, v in net.named_parameters())
+    return fit(cfg, batches, module, callbacks, ACCELERATOR, str(cfg.trainer.precision))
 
 
 def record_step_logs(module: GANModule, monkeypatch: pytest.MonkeyPatch) -> list[dict]:

@@ -16,12 +16,22 @@ LOSSES = ["bce", "minimax", "lsgan", "hinge", "wgan_gp"]
 
 
 def fit(
-    cfg, batches: int = 2, module: GANModule | None = None, callbacks: list | None = None
+    cfg,
+    batches: int = 2,
+    module: GANModule | None = None,
+    callbacks: list | None = None,
+    accelerator: str = "cpu",
+    precision: str = "32-true",
 ) -> GANModule:
-    """Run ``batches`` training batches with no logger or callbacks: just the step."""
+    """Run ``batches`` training batches with no logger or callbacks: just the step.
+
+    ``tests/test_gpu.py`` runs it on the GPU (``accelerator="gpu"``) at the config's precision.
+    """
     module = module or build_gan_module(cfg)
     trainer = pl.Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
         max_epochs=1,
         limit_train_batches=batches,
         limit_val_batches=0,
@@ -40,7 +50,7 @@ def snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def changed(before: dict[str, torch.Tensor], net: torch.nn.Module) -> bool:
-    return any(not torch.equal(before[k], v) for k, v in net.named_parameters())
+    return any(not torch.equal(before[k].to(v.device), v) for k, v in net.named_parameters())
 
 
 @pytest.mark.parametrize("loss", LOSSES)
