@@ -215,9 +215,11 @@ def run_framework(workload: Workload, warmup: int, steps: int) -> Timing:
 class PlainGANStep:
     """One D step then one G step with the framework's networks, loss and optimizers.
 
-    As :class:`~gan_lightning.gan_module.GANModule` does, fakes for D are drawn without a graph
-    and D's weights are frozen during G's step, so both do the same arithmetic. Under mixed
-    precision only the forward passes are autocast; the losses are computed in float32.
+    As :class:`~gan_lightning.gan_module.GANModule` does, D's weights are frozen during G's step
+    and, with ``tricks.reuse_fakes`` (the default, and pytorch/examples' DCGAN), G's step
+    backpropagates through the fakes D just judged; without it D's fakes are drawn without a
+    graph and G draws a fresh batch. So both do the same arithmetic. Under mixed precision only
+    the forward passes are autocast; the losses are computed in float32.
     """
 
     def __init__(self, cfg: DictConfig, device: torch.device, compile: bool = False) -> None:
@@ -236,6 +238,7 @@ class PlainGANStep:
         self.opt_g = hydra.utils.instantiate(cfg.optim.g)(self.generator.parameters())
         self.opt_d = hydra.utils.instantiate(cfg.optim.d)(self.discriminator.parameters())
         self.latent_dim = self.generator.latent_dim
+        self.reuse_fakes = bool(cfg.tricks.reuse_fakes)
         # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "16-mixed")
 
@@ -255,20 +258,23 @@ class PlainGANStep:
         zeros = torch.zeros(batch_size, device=self.device)
 
         z = torch.randn(batch_size, self.latent_dim, device=self.device)
-        with torch.no_grad(), self._autocast():
+        with torch.set_grad_enabled(self.reuse_fakes), self._autocast():
             fake = self.generator(z)
         with self._autocast():
             real_logits = self.discriminator(real)
-            fake_logits = self.discriminator(fake)
+            fake_logits = self.discriminator(fake.detach())
         loss_d = F.binary_cross_entropy_with_logits(
             real_logits.float(), ones
         ) + F.binary_cross_entropy_with_logits(fake_logits.float(), zeros)
         self._optimize(self.opt_d, loss_d)
 
         self.discriminator.requires_grad_(False)
-        z = torch.randn(batch_size, self.latent_dim, device=self.device)
+        if not self.reuse_fakes:
+            z = torch.randn(batch_size, self.latent_dim, device=self.device)
+            with self._autocast():
+                fake = self.generator(z)
         with self._autocast():
-            fake_logits = self.discriminator(self.generator(z))
+            fake_logits = self.discriminator(fake)
         loss_g = F.binary_cross_entropy_with_logits(fake_logits.float(), ones)
         self._optimize(self.opt_g, loss_g)
         self.discriminator.requires_grad_(True)

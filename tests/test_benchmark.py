@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO_ROOT / "benchmarks" / "throughput.py"
 QUICK_STEPS = 3  # throughput.QUICK["steps"]
@@ -53,6 +56,9 @@ def test_quick_benchmark_reports_every_figure(tiny_mnist_root: Path, tmp_path: P
         assert set(ratios) == {"framework/plain", "framework/seed"}
         assert all(ratio["median"] > 0 for ratio in ratios.values())
     assert workload["epoch_end_seconds"] > 0
+    # The epoch end is time the plain loop does not spend: the whole-epoch ratio is the lower.
+    assert 0 < workload["whole_epoch_ratio"] < workload["ratios"]["framework/plain"]["median"]
+    assert "whole epoch 1/2" in run.stdout
     assert len(workload["epoch_end_rounds"]) == 1  # one epoch end per run, the last not counted
 
     (data_path,) = figures["data_path"]
@@ -113,3 +119,32 @@ def test_quality_curve_trains_scores_and_draws_in_seconds(
         assert all("copy_share_feature" in row and row["fid"] > 0 for row in rows)
     assert "cond_acc" in report["runs"]["best_conditional (seed 42)"][-1]
     assert report["real_floor"]["num_fake"] == 256
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan28"])
+def test_plain_loop_reusing_fakes_makes_the_update_of_fresh_fakes_from_the_same_latents(
+    model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reuse only saves G's second forward pass: with every latent draw the same, both agree."""
+    monkeypatch.syspath_prepend(str(BENCHMARK.parent))
+    from contestants import PlainGANStep, Workload, compose_config
+
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    weights = {}
+    for reuse in (True, False):
+        cfg = compose_config(
+            Workload(model, 8, "32-true"), tmp_path, extra=(f"tricks.reuse_fakes={reuse}",)
+        )
+        step = PlainGANStep(cfg, torch.device("cpu"))
+        latents = torch.randn(8, step.latent_dim, generator=torch.Generator().manual_seed(0))
+        with monkeypatch.context() as patch:
+            patch.setattr(torch, "randn", lambda *args, **kwargs: latents.clone())
+            step(real)
+        weights[reuse] = {
+            f"{net}.{name}": value.detach().clone()
+            for net in ("generator", "discriminator")
+            for name, value in getattr(step, net).named_parameters()
+        }
+    assert weights[True].keys() == weights[False].keys()
+    for name, value in weights[True].items():
+        torch.testing.assert_close(value, weights[False][name], msg=name)
