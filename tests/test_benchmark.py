@@ -138,7 +138,7 @@ def test_plain_loop_reusing_fakes_makes_the_update_of_fresh_fakes_from_the_same_
         step = PlainGANStep(cfg, torch.device("cpu"))
         latents = torch.randn(8, step.latent_dim, generator=torch.Generator().manual_seed(0))
         with monkeypatch.context() as patch:
-            patch.setattr(torch, "randn", lambda *args, **kwargs: latents.clone())
+            patch.setattr(torch, "randn", lambda *_, z=latents, **__: z.clone())
             step(real)
         weights[reuse] = {
             f"{net}.{name}": value.detach().clone()
