@@ -194,7 +194,7 @@ def markdown(results: dict[str, list[dict[str, Any]]], floor: dict[str, float] |
             shown = row.get("final") or row["samples"] >= 10000 or row["minute"] % 5 == 0
             if not shown:
                 continue
-            cells = [name, f"{row['minute']:g}", str(row["epoch"] + 1), str(row["samples"])]
+            cells = [name, f"{row['minute']:.3g}", str(row["epoch"] + 1), str(row["samples"])]
             cells += [f"{row[key]:.{digits}f}" if key in row else "" for key, _, digits in COLUMNS]
             lines.append("| " + " | ".join(cells) + " |")
     if floor is not None:
@@ -216,7 +216,7 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (fid_axis, recall_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, (fid_axis, recall_axis) = plt.subplots(1, 2, figsize=(12, 5.5))
     for name, rows in results.items():
         # Points of one sample size per line: FID (and recall) shift with the sample count.
         small = [row for row in rows if row["samples"] < final_samples]
@@ -248,14 +248,18 @@ def plot(
     )
     recall_axis.set(xlabel="training minutes (wall clock)", ylabel="recall (higher is better)")
     recall_axis.set_ylim(0, 1)
-    fid_axis.legend(fontsize=8)
     for axis in (fid_axis, recall_axis):
         axis.grid(alpha=0.3)
     figure.suptitle(
         f"Quality per minute (dots: {samples:,} samples per snapshot; "
         f"squares: {final_samples:,} samples)"
     )
-    figure.tight_layout()
+    # Below both panels, where it hides no line however many recipes there are.
+    handles, labels = fid_axis.get_legend_handles_labels()
+    columns = min(len(labels), 4)
+    legend_rows = -(-len(labels) // columns)
+    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=9, frameon=False)
+    figure.tight_layout(rect=(0, 0.045 * legend_rows + 0.01, 1, 1))
     figure.savefig(out, dpi=110)
     plt.close(figure)
 
