@@ -28,17 +28,14 @@ from torch.optim import Optimizer
 from torchmetrics.classification import MulticlassAccuracy
 
 from gan_lightning.checkpoint_io import atomic_save
-from gan_lightning.checkpoints import CheckpointError, instantiate_network, load_state_strict
+from gan_lightning.checkpoints import instantiate_network, load_state_strict
+from gan_lightning.errors import CheckpointError, MissingClassifierError
 
 #: The command that writes the weights file GAN runs look for; every error about it names this.
 TRAIN_COMMAND = "python -m gan_lightning.train_classifier"
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
-
-
-class MissingClassifierError(CheckpointError, FileNotFoundError):
-    """No classifier weights where the config points; the message names the training command."""
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,10 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gan_lightning.callbacks.guards import NonFiniteGuard
+from gan_lightning.errors import ConfigError
 from gan_lightning.networks.latents import LATENT_PRIORS
 from gan_lightning.objective import DIRECTIONS
 from gan_lightning.tricks import Tricks
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key, the value and the range."""
 
 
 def _is_int(value: Any) -> bool:

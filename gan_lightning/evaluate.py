@@ -16,15 +16,15 @@ from typing import Any
 
 import hydra
 import torch
-from hydra.errors import CompactHydraException
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from gan_lightning.checkpoints import CheckpointError, load_generator
+from gan_lightning.checkpoints import load_generator
 from gan_lightning.classifier import read_classifier_file
-from gan_lightning.data import DataError, MNISTDataModule
+from gan_lightning.data import MNISTDataModule
+from gan_lightning.errors import CheckpointError, EvaluateError, task_wrapper
 from gan_lightning.metrics.suite import (
     MEMORIZATION_METRICS,
     GenerativeMetricSuite,
@@ -47,10 +47,6 @@ COLUMNS = (
     ("cond_acc", "cond. acc ↑", 3),
     ("copy_share_feature", "copies ↓", 3),
 )
-
-
-class EvaluateError(ValueError):
-    """Nothing to evaluate where the user pointed, or a run that cannot be scored as asked."""
 
 
 def find_checkpoints(ckpt_path: str | None, run_dir: str | None) -> tuple[list[Path], Path]:
@@ -196,12 +192,9 @@ def results_table(runs: list[dict[str, Any]], floor: dict[str, Any] | None) -> T
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@task_wrapper
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except (EvaluateError, CheckpointError, DataError) as error:
-        # Hydra prints a compact exception's message alone; HYDRA_FULL_ERROR=1 shows the trace.
-        raise CompactHydraException(f"{type(error).__name__}: {error}") from error
+    evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,6 @@ from gan_lightning.checkpoints import SavedState, newest_complete_checkpoint
 TRACEBACK_FILE = "traceback.txt"
 
 
-class RunFault(RuntimeError):
-    """A run stopped by a fault after it started; the message says what is kept and what next."""
-
-
 def failing_callback(error: BaseException) -> tuple[pl.Callback, str] | None:
     """The callback and hook ``error`` escaped from, read off the traceback.
 

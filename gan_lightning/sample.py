@@ -22,7 +22,8 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.checkpoints import CheckpointError, load_generator
+from gan_lightning.checkpoints import load_generator
+from gan_lightning.errors import SampleError, task_wrapper
 from gan_lightning.networks.latents import sample_latents
 from gan_lightning.pictures import interpolate, save_grid
 from gan_lightning.train import CONFIG_DIR
@@ -34,10 +35,6 @@ DEFAULT_OUT = {"samples": "samples.npz", "interpolate": "interpolation.png"}
 OUT_SUFFIXES = (".npz", ".png")
 
 log = logging.getLogger(__name__)
-
-
-class SampleError(ValueError):
-    """A sampling request that cannot be met as asked (keys, digits, output file)."""
 
 
 # ---------------------------------------------------------------------------------- library
@@ -315,12 +312,9 @@ def sample(cfg: DictConfig) -> Path:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
+@task_wrapper
 def main(cfg: DictConfig) -> None:
-    try:
-        sample(cfg)
-    except (SampleError, CheckpointError) as error:
-        # A wrong key or file is the user's to fix: say what and how, without a traceback.
-        raise SystemExit(f"sample: {error}") from None
+    sample(cfg)
 
 
 if __name__ == "__main__":

@@ -23,26 +23,30 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from gan_lightning.build import build_gan_module, build_trainer, plain
-from gan_lightning.callbacks.guards import DivergenceError
-from gan_lightning.checkpoint_io import remove_partial_files
+from gan_lightning.checkpoint_io import CheckpointWriteError, remove_partial_files
 from gan_lightning.checkpoints import (
-    CheckpointError,
     check_resumable,
     load_checkpoint,
     newest_complete_checkpoint,
     read_saved_state,
 )
 from gan_lightning.cli import refuse_unknown_options
-from gan_lightning.config import ConfigError, validate
-from gan_lightning.data import DataError
+from gan_lightning.config import validate
 from gan_lightning.disk_space import estimate_run_bytes, warn_if_short_of_space
-from gan_lightning.faults import RunFault, describe_fault
+from gan_lightning.errors import (
+    ConfigError,
+    DivergenceError,
+    RunError,
+    RunFault,
+    expected_error,
+    task_wrapper,
+)
+from gan_lightning.faults import describe_fault
 from gan_lightning.objective import objective_value, worst
 from gan_lightning.sweeps.checks import check_plugins, distributed_problem
 from gan_lightning.sweeps.jobs import JobRecord, set_job_threads
@@ -52,14 +56,6 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 FAILURE_FILE = "failure.txt"
 
 log = logging.getLogger(__name__)
-
-
-class RunError(RuntimeError):
-    """A problem with the run as asked for (paths, checkpoints), reported before any work."""
-
-
-#: Errors whose message says everything: the user gets the message, not a traceback.
-KNOWN_ERRORS = (ConfigError, DataError, CheckpointError, RunError, DivergenceError, RunFault)
 
 
 def ensure_writable(folder: Path) -> None:
@@ -189,25 +185,18 @@ def train(
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except Exception as error:
-        if known_error(error) is not None:
+        expected = expected_error(error)
+        # A failed write's message lacks what a fault mid-run needs: what is kept, what next.
+        if expected is not None and not isinstance(expected, CheckpointWriteError):
             raise
         raise RunFault(describe_fault(error, trainer, output_dir, cfg.get("callbacks"))) from error
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
-def known_error(error: BaseException) -> BaseException | None:
-    """The first of our own errors in ``error``'s chain (Hydra wraps errors from constructors)."""
-    while error is not None:
-        if isinstance(error, KNOWN_ERRORS):
-            return error
-        error = error.__cause__
-    return None
-
-
 def record_failure(output_dir: Path, error: Exception) -> str:
     """Write why a sweep job failed where the sweep summary (and the user) will look for it;
     returns the one-line reason."""
-    known = known_error(error)
+    known = expected_error(error)
     reason = f"{type(known or error).__name__}: {known or error}"
     headline = " ".join(reason.split())  # the summary's one line per job
     details = reason if known else "".join(traceback.format_exception(error))
@@ -219,6 +208,7 @@ def record_failure(output_dir: Path, error: Exception) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@task_wrapper
 def main(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
     sweep_job = hydra_config.mode == RunMode.MULTIRUN
@@ -234,18 +224,14 @@ def main(cfg: DictConfig) -> float | None:
         # Lightning's SystemExit carries no code, which would report success to a scheduler.
         raise SystemExit(128 + signal.SIGTERM) from stop
     except Exception as error:
-        if sweep_job:
-            reason = record_failure(output_dir, error)
-            status = "diverged" if isinstance(known_error(error), DivergenceError) else "failed"
-            record.write(
-                output_dir, status=status, metric=objective, value=worst(objective), reason=reason
-            )
-            return worst(objective)
-        known = known_error(error)
-        if known is None:
+        if not sweep_job:
             raise
-        # Hydra prints a compact exception's message alone; HYDRA_FULL_ERROR=1 shows the trace.
-        raise CompactHydraException(f"{type(known).__name__}: {known}") from error
+        reason = record_failure(output_dir, error)
+        status = "diverged" if isinstance(expected_error(error), DivergenceError) else "failed"
+        record.write(
+            output_dir, status=status, metric=objective, value=worst(objective), reason=reason
+        )
+        return worst(objective)
     if not sweep_job:
         return None
     value = objective_value(metrics, objective)

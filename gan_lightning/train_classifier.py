@@ -23,6 +23,7 @@ from rich.console import Console
 from gan_lightning.build import build_trainer, plain
 from gan_lightning.classifier import AffineAugment, ClassifierModule, save_classifier
 from gan_lightning.cli import refuse_unknown_options
+from gan_lightning.errors import task_wrapper
 from gan_lightning.train import CONFIG_DIR
 
 
@@ -98,6 +99,7 @@ def launch_training(
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="classifier")
+@task_wrapper
 def main(cfg: DictConfig) -> float:
     return train_classifier(cfg)["test/acc"]
 

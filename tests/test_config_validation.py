@@ -8,8 +8,8 @@ import pytest
 from reliability_helpers import CONFIG_DIR, compose_run, run_cli
 
 from gan_lightning.cli import unknown_option
-from gan_lightning.config import ConfigError, validate
-from gan_lightning.data import DataError
+from gan_lightning.config import validate
+from gan_lightning.errors import ConfigError, DataError
 from gan_lightning.train import train
 
 BAD_VALUES = [

@@ -12,8 +12,8 @@ from torch import nn
 
 from gan_lightning.callbacks import metrics as metrics_callback
 from gan_lightning.callbacks.metrics import GenerativeMetrics
-from gan_lightning.classifier import MissingClassifierError
 from gan_lightning.data import MNISTDataModule
+from gan_lightning.errors import MissingClassifierError
 from gan_lightning.metrics import (
     ClassCoverage,
     ClassifierFeatures,

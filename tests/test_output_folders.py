@@ -11,7 +11,8 @@ import pytest
 from reliability_helpers import compose_run, run_cli
 
 from gan_lightning import train as train_module
-from gan_lightning.train import RunError, ensure_writable, resolve_ckpt_path, train
+from gan_lightning.errors import RunError
+from gan_lightning.train import ensure_writable, resolve_ckpt_path, train
 
 
 @pytest.fixture

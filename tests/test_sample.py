@@ -19,8 +19,8 @@ from gan_lightning import sample as sample_module
 from gan_lightning.checkpoints import load_generator
 from gan_lightning.classifier import load_classifier
 from gan_lightning.data.datamodule import to_unit_range
+from gan_lightning.errors import SampleError
 from gan_lightning.sample import (
-    SampleError,
     draw_samples,
     find_digit_latent,
     interpolation,

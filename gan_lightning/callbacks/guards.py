@@ -32,16 +32,13 @@ from torch import nn
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
 from gan_lightning.checkpoint_io import DISK_FULL, CheckpointWriteError
 from gan_lightning.checkpoints import read_saved_state
+from gan_lightning.errors import DivergenceError
 
 log = logging.getLogger(__name__)
 
 #: Logged by the metrics callback: the share of generated samples in the rarest class.
 COLLAPSE_METRIC = "metrics/min_class_fraction"
 NONFINITE_ACTIONS = ("stop", "skip")
-
-
-class DivergenceError(RuntimeError):
-    """Training produced NaN or inf; the message names the network, the step and what to try."""
 
 
 @dataclass(frozen=True)

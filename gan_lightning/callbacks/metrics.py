@@ -10,8 +10,9 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from gan_lightning.classifier import TRAIN_COMMAND, MissingClassifierError
+from gan_lightning.classifier import TRAIN_COMMAND
 from gan_lightning.data import MNISTDataModule
+from gan_lightning.errors import MissingClassifierError
 from gan_lightning.metrics.suite import (
     LOGGED_METRICS,
     GenerativeMetricSuite,
