@@ -16,7 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.callbacks.guards import NonFiniteGuard
+from gan_lightning.divergence import NonFiniteGuard
 from gan_lightning.gan_module import GANModule
 from gan_lightning.tricks import Tricks
 

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from gan_lightning.checkpoints import load_generator
 from gan_lightning.classifier import read_classifier_file
+from gan_lightning.config import CONFIG_DIR
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.errors import CheckpointError, EvaluateError, task_wrapper
 from gan_lightning.metrics.suite import (
@@ -32,8 +33,7 @@ from gan_lightning.metrics.suite import (
     add_real_as_fake,
     build_suite,
 )
-from gan_lightning.sample import resolve_device
-from gan_lightning.train import CONFIG_DIR
+from gan_lightning.sampling import resolve_device
 
 #: Table columns: (result key, header, digits); arrows say which way is better.
 COLUMNS = (
@@ -191,7 +191,7 @@ def results_table(runs: list[dict[str, Any]], floor: dict[str, Any] | None) -> T
     return table
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 @task_wrapper
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)

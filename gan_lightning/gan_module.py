@@ -30,13 +30,13 @@ from torch.optim import Optimizer
 
 from gan_lightning import ema as ema_lib
 from gan_lightning.augment import diff_augment
-from gan_lightning.callbacks.guards import (
+from gan_lightning.checkpoints import capture_rng_states, restore_rng_states, state_mismatch
+from gan_lightning.divergence import (
     NonFiniteGuard,
     divergence_message,
     first_names,
     nonfinite_parameters,
 )
-from gan_lightning.checkpoints import capture_rng_states, restore_rng_states, state_mismatch
 from gan_lightning.errors import CheckpointError, ConfigError, DivergenceError
 from gan_lightning.losses import GANLoss
 from gan_lightning.networks.init import apply_spectral_norm_, initialize_

@@ -13,13 +13,13 @@ from gan_lightning.classifier import (
     TRAIN_COMMAND,
     AffineAugment,
     ClassifierModule,
+    launch_training,
     load_classifier,
     read_classifier_file,
 )
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.errors import CheckpointError, MissingClassifierError
 from gan_lightning.networks.classifier import MNISTClassifier
-from gan_lightning.train_classifier import launch_training
 from tests.metrics_helpers import compose_config, make_classifier_file
 
 

@@ -10,8 +10,9 @@ import torch
 from reliability_helpers import compose_run, scalar_curves
 from torch import nn
 
-from gan_lightning.callbacks.guards import NonFiniteGuard, RunGuard, nonfinite_parameters
+from gan_lightning.callbacks.guards import RunGuard
 from gan_lightning.checkpoints import load_checkpoint
+from gan_lightning.divergence import NonFiniteGuard, nonfinite_parameters
 from gan_lightning.errors import DivergenceError
 from gan_lightning.train import train
 

@@ -1,141 +1,35 @@
-"""Guards against the failures that cost GAN users hours: divergence, interruption, collapse.
+"""Guards against the failures that cost GAN users hours: interruption and collapse.
 
-* :class:`NonFiniteGuard` is what the training step does with a NaN/inf loss (``guard`` group):
-  stop with :class:`DivergenceError` naming the network and the step, or skip that optimizer step
-  and count it. Weights are checked at every epoch end before ``ModelCheckpoint`` runs, so a
-  diverged state never replaces ``last.ckpt``.
-* :class:`RunGuard` saves ``checkpoints/interrupted.ckpt`` when Ctrl-C, SIGTERM or a crash stops
-  training and says how to resume, keeps a resumed run's TensorBoard curves free of the steps
-  logged twice, and warns when the classifier-judged class histogram of the generated digits
-  collapses.
+:class:`RunGuard` saves ``checkpoints/interrupted.ckpt`` when Ctrl-C, SIGTERM or a crash stops
+training and says how to resume, keeps a resumed run's TensorBoard curves free of the steps
+logged twice, and warns when the classifier-judged class histogram of the generated digits
+collapses. Divergence (a NaN/inf loss or weight) is the training step's own business:
+:mod:`gan_lightning.divergence`.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import shlex
 import signal
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
-from hydra.core.hydra_config import HydraConfig
 from pytorch_lightning.callbacks import Checkpoint
 from tensorboard.compat.proto.event_pb2 import Event, SessionLog
-from torch import nn
 
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
 from gan_lightning.checkpoint_io import DISK_FULL, CheckpointWriteError
 from gan_lightning.checkpoints import read_saved_state
 from gan_lightning.errors import DivergenceError
+from gan_lightning.faults import resume_command, training_finished
 
 log = logging.getLogger(__name__)
 
 #: Logged by the metrics callback: the share of generated samples in the rarest class.
 COLLAPSE_METRIC = "metrics/min_class_fraction"
-NONFINITE_ACTIONS = ("stop", "skip")
-
-
-@dataclass(frozen=True)
-class NonFiniteGuard:
-    """What the training step does when a loss is NaN or inf (the ``guard`` config group).
-
-    ``check_every_step`` tests each loss with ``torch.isfinite``: free on CPU, one host sync per
-    optimizer step on GPU (the CPU waits for the step's kernels). Turned off, divergence is
-    still caught by the weights check at each epoch end, one sync per epoch.
-    """
-
-    action: str = "stop"  # stop | skip
-    check_every_step: bool = True
-    max_skipped_steps: int = 100  # with action=skip: a run that keeps diverging stops anyway
-
-    def __post_init__(self) -> None:
-        if self.action not in NONFINITE_ACTIONS:
-            raise ValueError(
-                f"guard.nonfinite={self.action!r} is not allowed; it must be one of "
-                f"{', '.join(NONFINITE_ACTIONS)}"
-            )
-        if not isinstance(self.check_every_step, bool):
-            raise ValueError(
-                f"guard.check_every_step={self.check_every_step!r} must be true or false"
-            )
-        if isinstance(self.max_skipped_steps, bool) or not (
-            isinstance(self.max_skipped_steps, int) and self.max_skipped_steps >= 0
-        ):
-            raise ValueError(
-                f"guard.max_skipped_steps={self.max_skipped_steps!r} must be an integer >= 0"
-            )
-
-    @classmethod
-    def from_config(cls, guard: Mapping[str, Any]) -> NonFiniteGuard:
-        return cls(
-            action=guard["nonfinite"],
-            check_every_step=guard["check_every_step"],
-            max_skipped_steps=guard["max_skipped_steps"],
-        )
-
-
-def nonfinite_parameters(network: nn.Module) -> list[str]:
-    """Names of the parameters of ``network`` that hold a NaN or inf."""
-    named = list(network.named_parameters())
-    if not named:
-        return []
-    # One reduction and one host sync for the whole network, not one per tensor.
-    finite = torch.stack([torch.isfinite(param).all() for _, param in named]).tolist()
-    return [name for (name, _), ok in zip(named, finite, strict=True) if not ok]
-
-
-def first_names(names: Iterable[str], count: int = 3) -> str:
-    """``a, b, c and 4 more``: enough to locate a problem without a wall of names."""
-    names = list(names)
-    shown = ", ".join(names[:count])
-    return shown if len(names) <= count else f"{shown} and {len(names) - count} more"
-
-
-def divergence_message(problem: str, trainer: pl.Trainer | None, *, can_skip: bool) -> str:
-    """What diverged, what survived and what to try: the text of a :class:`DivergenceError`."""
-    checkpoint = getattr(trainer, "checkpoint_callback", None)
-    last = getattr(checkpoint, "last_model_path", "") or ""
-    kept = (
-        f"The last good checkpoint, {last}, was left untouched; resume from it with "
-        "ckpt_path=last after changing the settings."
-        if last
-        else "No checkpoint had been written yet."
-    )
-    skip = "; or guard.nonfinite=skip to skip such steps" if can_skip else ""
-    return (
-        f"{problem}. Training stopped. {kept} To try: lower optim.d.lr / optim.g.lr, "
-        f"tricks.spectral_norm=true or loss=hinge{skip}."
-    )
-
-
-def resume_command(run_dir: Path, ckpt_path: str) -> str:
-    """The command line that resumes ``run_dir``: this run's overrides plus the checkpoint."""
-    if HydraConfig.initialized():
-        overrides = [
-            override
-            for override in HydraConfig.get().overrides.task
-            if not override.startswith("ckpt_path=")
-        ]
-        arguments = " ".join(shlex.quote(override) for override in overrides)
-    else:
-        arguments = "<this run's overrides>"
-    return (
-        f"python -m gan_lightning.train {arguments} "
-        f"hydra.run.dir={shlex.quote(str(run_dir))} ckpt_path={shlex.quote(ckpt_path)}"
-    )
-
-
-def training_finished(trainer: pl.Trainer) -> bool:
-    """Whether every epoch's training steps are done (what is left is end-of-run work)."""
-    max_epochs = trainer.max_epochs
-    processed = trainer.fit_loop.epoch_progress.current.processed
-    return max_epochs is not None and max_epochs >= 0 and processed >= max_epochs
 
 
 def is_write_failure(exception: BaseException) -> bool:

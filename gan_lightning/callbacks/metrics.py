@@ -10,7 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from gan_lightning.classifier import TRAIN_COMMAND
+from gan_lightning.classifier import TRAIN_COMMAND, launch_training
 from gan_lightning.data import MNISTDataModule
 from gan_lightning.errors import MissingClassifierError
 from gan_lightning.metrics.suite import (
@@ -19,7 +19,6 @@ from gan_lightning.metrics.suite import (
     add_generated,
     build_suite,
 )
-from gan_lightning.train_classifier import launch_training
 
 MISSING_POLICIES = ("warn", "error", "train")
 
