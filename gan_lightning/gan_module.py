@@ -31,6 +31,7 @@ from torch.optim import Optimizer
 from gan_lightning import ema as ema_lib
 from gan_lightning.augment import diff_augment
 from gan_lightning.checkpoints import capture_rng_states, restore_rng_states, state_mismatch
+from gan_lightning.compat import step_metrics_due
 from gan_lightning.divergence import (
     NonFiniteGuard,
     divergence_message,
@@ -213,9 +214,8 @@ class GANModule(pl.LightningModule):
 
     def _log_step(self, logs: dict[str, Tensor], batch_size: int) -> None:
         self.epoch_means.update(logs, weight=batch_size)
-        # Lightning's own test for "this batch's step metrics get written"; a self.log on
-        # other batches would cost its full price only to be overwritten by the next one.
-        if self.trainer._logger_connector.should_update_logs:
+        # A self.log on other batches would cost its full price only to be overwritten unwritten.
+        if step_metrics_due(self.trainer):
             step_logs = {f"{name}_step": value for name, value in logs.items()}
             if self.nonfinite.action == "skip":
                 step_logs["guard/skipped_steps"] = float(self.skipped_steps)

@@ -23,6 +23,7 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
 from gan_lightning.checkpoint_io import DISK_FULL, CheckpointWriteError
 from gan_lightning.checkpoints import read_saved_state
+from gan_lightning.compat import event_writer, logged_step
 from gan_lightning.errors import DivergenceError
 from gan_lightning.faults import resume_command, training_finished
 
@@ -192,7 +193,7 @@ class RunGuard(Checkpoint):
         if logger is None or not trainer.is_global_zero:
             return
         restart = Event(step=step, session_log=SessionLog(status=SessionLog.START))
-        logger.experiment._get_file_writer().add_event(restart)
+        event_writer(logger.experiment).add_event(restart)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """A run restarted from scratch in its folder (killed before its first checkpoint):
@@ -212,7 +213,7 @@ class RunGuard(Checkpoint):
         """On resume, drop what the stopped run logged after the checkpoint: the steps of the
         unfinished epoch, which the resumed run logs again (without this, each appears twice)."""
         if trainer.ckpt_path is not None:
-            self._purge_tensorboard_from(trainer, trainer.fit_loop.epoch_loop._batches_that_stepped)
+            self._purge_tensorboard_from(trainer, logged_step(trainer))
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._restore_sigint_handler()
