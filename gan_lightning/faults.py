@@ -2,10 +2,10 @@
 
 A full disk, a folder whose permissions changed, or a bug in a callback (pictures, metrics)
 raises somewhere inside ``trainer.fit``. Lightning has by then called ``on_exception``
-(:class:`~gan_lightning.callbacks.guards.RunGuard` saved what could be saved), so all that is
-left is telling the user: which write or callback failed, which checkpoint is the last good one
-and how far it had got, and the exact command that resumes after the fix. The traceback of a
-bug goes to ``<run>/traceback.txt``, not the terminal.
+(:class:`~gan_lightning.callbacks.interrupt.InterruptCheckpoint` saved what could be saved), so
+all that is left is telling the user: which write or callback failed, which checkpoint is the
+last good one and how far it had got, and the exact command that resumes after the fix. The
+traceback of a bug goes to ``<run>/traceback.txt``, not the terminal.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from reliability_helpers import CONFIG_DIR, compose_run, run_cli
 
-from gan_lightning.cli import unknown_option
+from gan_lightning.cli import renamed_key, unknown_option
 from gan_lightning.config import validate
 from gan_lightning.errors import ConfigError, DataError
 from gan_lightning.train import train
@@ -123,3 +123,18 @@ def test_the_train_command_refuses_an_unknown_model_without_hydras_search_path(
         "ConfigError: model=nosuchmodel is not an option of model; the available options are "
         f"{', '.join(options)} (the files in {CONFIG_DIR / 'model'})."
     )
+
+
+def test_a_renamed_callback_key_is_refused_naming_its_new_name() -> None:
+    assert renamed_key(["callbacks.run_guard=null"]) == (
+        "callbacks.run_guard is now callbacks.interrupt_checkpoint: use "
+        "callbacks.interrupt_checkpoint."
+    )
+    assert renamed_key(["callbacks.run_guard.min_class_fraction=0.1"]) == (
+        "callbacks.run_guard.min_class_fraction is now guard.min_class_fraction: use "
+        "guard.min_class_fraction."
+    )
+    assert renamed_key(["~callbacks.tensorboard_layout"]) == (
+        "callbacks.tensorboard_layout is now callbacks.tensorboard: use callbacks.tensorboard."
+    )
+    assert renamed_key(["callbacks.tensorboard=null", "guard.min_class_fraction=0.1"]) is None

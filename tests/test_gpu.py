@@ -219,7 +219,9 @@ class HostSyncTrap(pl.Callback):
         self.batches += 1
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        torch.cuda.set_sync_debug_mode("default")  # before RunGuard saves interrupted.ckpt
+        torch.cuda.set_sync_debug_mode(
+            "default"
+        )  # before InterruptCheckpoint saves interrupted.ckpt
 
 
 def fit_with_trap(
