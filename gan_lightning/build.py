@@ -51,7 +51,7 @@ def build_gan_module(cfg: DictConfig) -> GANModule:
         seed=cfg.seed,
         compile=cfg.compile,
         channels_last=cfg.channels_last,
-        nonfinite=NonFiniteGuard.from_config(cfg.guard),
+        guard=NonFiniteGuard.from_config(cfg.guard),
     )
 
 

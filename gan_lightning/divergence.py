@@ -9,7 +9,7 @@ good checkpoint and what to try.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pytorch_lightning as pl
@@ -28,14 +28,14 @@ class NonFiniteGuard:
     still caught by the weights check at each epoch end, one sync per epoch.
     """
 
-    action: str = "stop"  # stop | skip
+    nonfinite: str = "stop"  # stop | skip
     check_every_step: bool = True
-    max_skipped_steps: int = 100  # with action=skip: a run that keeps diverging stops anyway
+    max_skipped_steps: int = 100  # with nonfinite=skip: a run that keeps diverging stops anyway
 
     def __post_init__(self) -> None:
-        if self.action not in NONFINITE_ACTIONS:
+        if self.nonfinite not in NONFINITE_ACTIONS:
             raise ValueError(
-                f"guard.nonfinite={self.action!r} is not allowed; it must be one of "
+                f"guard.nonfinite={self.nonfinite!r} is not allowed; it must be one of "
                 f"{', '.join(NONFINITE_ACTIONS)}"
             )
         if not isinstance(self.check_every_step, bool):
@@ -51,11 +51,8 @@ class NonFiniteGuard:
 
     @classmethod
     def from_config(cls, guard: Mapping[str, Any]) -> NonFiniteGuard:
-        return cls(
-            action=guard["nonfinite"],
-            check_every_step=guard["check_every_step"],
-            max_skipped_steps=guard["max_skipped_steps"],
-        )
+        """The fields from the ``guard`` group, which also holds the collapse warning's key."""
+        return cls(**{field.name: guard[field.name] for field in fields(cls)})
 
 
 def nonfinite_parameters(network: nn.Module) -> list[str]:

@@ -95,4 +95,4 @@ def test_nonfinite_parameters_names_each_broken_tensor() -> None:
 
 def test_guard_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="guard.nonfinite='ignore'.*stop, skip"):
-        NonFiniteGuard(action="ignore")
+        NonFiniteGuard(nonfinite="ignore")
