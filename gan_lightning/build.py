@@ -16,7 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.callbacks.guards import NonFiniteGuard
+from gan_lightning.divergence import NonFiniteGuard
 from gan_lightning.gan_module import GANModule
 from gan_lightning.tricks import Tricks
 
@@ -51,7 +51,7 @@ def build_gan_module(cfg: DictConfig) -> GANModule:
         seed=cfg.seed,
         compile=cfg.compile,
         channels_last=cfg.channels_last,
-        nonfinite=NonFiniteGuard.from_config(cfg.guard),
+        guard=NonFiniteGuard.from_config(cfg.guard),
     )
 
 

@@ -28,6 +28,8 @@ from typing import IO, Any
 import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 
+from gan_lightning.errors import GanLightningError
+
 log = logging.getLogger(__name__)
 
 #: Temporary files are ``.<name>.partial`` next to their target: hidden, and never ``*.ckpt``,
@@ -58,8 +60,13 @@ def write_failure_reason(error: BaseException) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
-class CheckpointWriteError(OSError):
-    """Writing the checkpoint ``path`` failed; the file of that name (if any) is untouched."""
+class CheckpointWriteError(GanLightningError, OSError):
+    """Writing the checkpoint ``path`` failed; the file of that name (if any) is untouched.
+
+    An ``OSError`` still (with the original ``errno``), so callers that handle a full disk
+    handle this too; during ``fit`` it becomes a :class:`~gan_lightning.errors.RunFault`, which
+    adds the last good checkpoint and the resume command.
+    """
 
     def __init__(self, path: Path, error: OSError) -> None:
         super().__init__(error.errno, write_failure_reason(error), str(path))

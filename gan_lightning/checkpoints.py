@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from gan_lightning.ema import sampling_copy
+from gan_lightning.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,6 @@ RESUME_KEYS = (
     "logger",
     "metrics",
 )
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable, unsafe or does not match what was asked."""
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

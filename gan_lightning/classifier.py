@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import math
 import pickle
+import subprocess
+import sys
+import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,17 +31,14 @@ from torch.optim import Optimizer
 from torchmetrics.classification import MulticlassAccuracy
 
 from gan_lightning.checkpoint_io import atomic_save
-from gan_lightning.checkpoints import CheckpointError, instantiate_network, load_state_strict
+from gan_lightning.checkpoints import instantiate_network, load_state_strict
+from gan_lightning.errors import CheckpointError, MissingClassifierError
 
 #: The command that writes the weights file GAN runs look for; every error about it names this.
 TRAIN_COMMAND = "python -m gan_lightning.train_classifier"
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
-
-
-class MissingClassifierError(CheckpointError, FileNotFoundError):
-    """No classifier weights where the config points; the message names the training command."""
 
 
 @dataclass(frozen=True)
@@ -229,3 +229,35 @@ def load_classifier(path: str | Path, key: str = "metrics.classifier_ckpt") -> n
     network = instantiate_network(payload["network"], f"classifier {path}")
     load_state_strict(network, payload["state_dict"], f"classifier {path}")
     return network.eval().requires_grad_(False)
+
+
+def _quote(value: str | Path) -> str:
+    """A Hydra override value that survives spaces and commas in paths."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def launch_training(
+    classifier_ckpt: str | Path,
+    data_root: str | Path,
+    dataset: str,
+    overrides: Sequence[str] = (),
+) -> None:
+    """Run this command in a fresh process, as a user would, writing ``classifier_ckpt``.
+
+    A separate process keeps the classifier's Hydra config, seeding and trainer apart from the
+    GAN run that asked for it (``metrics.missing_classifier=train``); its run folder goes next
+    to the weights file so the GAN run's folder stays its own.
+    """
+    classifier_ckpt = Path(classifier_ckpt)
+    run_dir = classifier_ckpt.parent / "runs" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    command = [
+        sys.executable,
+        "-m",
+        "gan_lightning.train_classifier",
+        f"metrics.classifier_ckpt={_quote(classifier_ckpt)}",
+        f"data.root={_quote(data_root)}",
+        f"data.dataset={dataset}",
+        f"hydra.run.dir={_quote(run_dir)}",
+        *overrides,
+    ]
+    subprocess.run(command, check=True)

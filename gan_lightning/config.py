@@ -14,18 +14,19 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gan_lightning.callbacks.guards import NonFiniteGuard
+from gan_lightning.divergence import NonFiniteGuard
+from gan_lightning.errors import ConfigError
 from gan_lightning.networks.latents import LATENT_PRIORS
 from gan_lightning.objective import DIRECTIONS
 from gan_lightning.tricks import Tricks
 
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key, the value and the range."""
+#: The Hydra config tree every command composes from (``conf/`` beside the package).
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _is_int(value: Any) -> bool:

@@ -16,15 +16,16 @@ from typing import Any
 
 import hydra
 import torch
-from hydra.errors import CompactHydraException
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from gan_lightning.checkpoints import CheckpointError, load_generator
+from gan_lightning.checkpoints import load_generator
 from gan_lightning.classifier import read_classifier_file
-from gan_lightning.data import DataError, MNISTDataModule
+from gan_lightning.config import CONFIG_DIR
+from gan_lightning.data import MNISTDataModule
+from gan_lightning.errors import CheckpointError, EvaluateError, task_wrapper
 from gan_lightning.metrics.suite import (
     MEMORIZATION_METRICS,
     GenerativeMetricSuite,
@@ -32,8 +33,7 @@ from gan_lightning.metrics.suite import (
     add_real_as_fake,
     build_suite,
 )
-from gan_lightning.sample import resolve_device
-from gan_lightning.train import CONFIG_DIR
+from gan_lightning.sampling import resolve_device
 
 #: Table columns: (result key, header, digits); arrows say which way is better.
 COLUMNS = (
@@ -47,10 +47,6 @@ COLUMNS = (
     ("cond_acc", "cond. acc ↑", 3),
     ("copy_share_feature", "copies ↓", 3),
 )
-
-
-class EvaluateError(ValueError):
-    """Nothing to evaluate where the user pointed, or a run that cannot be scored as asked."""
 
 
 def find_checkpoints(ckpt_path: str | None, run_dir: str | None) -> tuple[list[Path], Path]:
@@ -195,13 +191,10 @@ def results_table(runs: list[dict[str, Any]], floor: dict[str, Any] | None) -> T
     return table
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+@task_wrapper
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except (EvaluateError, CheckpointError, DataError) as error:
-        # Hydra prints a compact exception's message alone; HYDRA_FULL_ERROR=1 shows the trace.
-        raise CompactHydraException(f"{type(error).__name__}: {error}") from error
+    evaluate(cfg)
 
 
 if __name__ == "__main__":

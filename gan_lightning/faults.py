@@ -2,16 +2,17 @@
 
 A full disk, a folder whose permissions changed, or a bug in a callback (pictures, metrics)
 raises somewhere inside ``trainer.fit``. Lightning has by then called ``on_exception``
-(:class:`~gan_lightning.callbacks.guards.RunGuard` saved what could be saved), so all that is
-left is telling the user: which write or callback failed, which checkpoint is the last good one
-and how far it had got, and the exact command that resumes after the fix. The traceback of a
-bug goes to ``<run>/traceback.txt``, not the terminal.
+(:class:`~gan_lightning.callbacks.interrupt.InterruptCheckpoint` saved what could be saved), so
+all that is left is telling the user: which write or callback failed, which checkpoint is the
+last good one and how far it had got, and the exact command that resumes after the fix. The
+traceback of a bug goes to ``<run>/traceback.txt``, not the terminal.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,16 +20,12 @@ from types import TracebackType
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
 
-from gan_lightning.callbacks.guards import resume_command, training_finished
 from gan_lightning.checkpoint_io import DISK_FULL, CheckpointWriteError, write_failure_reason
 from gan_lightning.checkpoints import SavedState, newest_complete_checkpoint
 
 TRACEBACK_FILE = "traceback.txt"
-
-
-class RunFault(RuntimeError):
-    """A run stopped by a fault after it started; the message says what is kept and what next."""
 
 
 def failing_callback(error: BaseException) -> tuple[pl.Callback, str] | None:
@@ -151,3 +148,27 @@ def describe_fault(
     if not (finished and newest is not None and not newest.mid_epoch):
         lines.append(what_next(error, run_dir, newest))
     return " ".join(lines)
+
+
+def resume_command(run_dir: Path, ckpt_path: str) -> str:
+    """The command line that resumes ``run_dir``: this run's overrides plus the checkpoint."""
+    if HydraConfig.initialized():
+        overrides = [
+            override
+            for override in HydraConfig.get().overrides.task
+            if not override.startswith("ckpt_path=")
+        ]
+        arguments = " ".join(shlex.quote(override) for override in overrides)
+    else:
+        arguments = "<this run's overrides>"
+    return (
+        f"python -m gan_lightning.train {arguments} "
+        f"hydra.run.dir={shlex.quote(str(run_dir))} ckpt_path={shlex.quote(ckpt_path)}"
+    )
+
+
+def training_finished(trainer: pl.Trainer) -> bool:
+    """Whether every epoch's training steps are done (what is left is end-of-run work)."""
+    max_epochs = trainer.max_epochs
+    processed = trainer.fit_loop.epoch_progress.current.processed
+    return max_epochs is not None and max_epochs >= 0 and processed >= max_epochs

@@ -30,20 +30,15 @@ from torch.optim import Optimizer
 
 from gan_lightning import ema as ema_lib
 from gan_lightning.augment import diff_augment
-from gan_lightning.callbacks.guards import (
-    DivergenceError,
+from gan_lightning.checkpoints import capture_rng_states, restore_rng_states, state_mismatch
+from gan_lightning.compat import step_metrics_due
+from gan_lightning.divergence import (
     NonFiniteGuard,
     divergence_message,
     first_names,
     nonfinite_parameters,
 )
-from gan_lightning.checkpoints import (
-    CheckpointError,
-    capture_rng_states,
-    restore_rng_states,
-    state_mismatch,
-)
-from gan_lightning.config import ConfigError
+from gan_lightning.errors import CheckpointError, ConfigError, DivergenceError
 from gan_lightning.losses import GANLoss
 from gan_lightning.networks.init import apply_spectral_norm_, initialize_
 from gan_lightning.networks.latents import sample_latents
@@ -75,7 +70,7 @@ class GANModule(pl.LightningModule):
         compile: ``torch.compile`` both networks (``compile=true``).
         channels_last: keep conv weights and image batches in NHWC, which GPU tensor cores
             (and oneDNN on CPU) prefer for convolutions (``channels_last=true``).
-        nonfinite: what a NaN/inf loss does: stop (default) or skip the step (``guard`` group).
+        guard: what a NaN/inf loss does: stop (default) or skip the step (``guard`` group).
     """
 
     def __init__(
@@ -95,7 +90,7 @@ class GANModule(pl.LightningModule):
         seed: int = 0,
         compile: bool = False,
         channels_last: bool = False,
-        nonfinite: NonFiniteGuard | None = None,
+        guard: NonFiniteGuard | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -122,7 +117,7 @@ class GANModule(pl.LightningModule):
         self.compile_networks = compile
         self.memory_format = torch.channels_last if channels_last else torch.preserve_format
         self.epoch_means = RunningMeans()
-        self.nonfinite = nonfinite or NonFiniteGuard()
+        self.guard = guard or NonFiniteGuard()
         self.skipped_steps = 0
         self._resumed_rng_states: dict[str, Any] | None = None
         # ((g_steps, device), sampling copy): see sampling_generator
@@ -219,11 +214,10 @@ class GANModule(pl.LightningModule):
 
     def _log_step(self, logs: dict[str, Tensor], batch_size: int) -> None:
         self.epoch_means.update(logs, weight=batch_size)
-        # Lightning's own test for "this batch's step metrics get written"; a self.log on
-        # other batches would cost its full price only to be overwritten by the next one.
-        if self.trainer._logger_connector.should_update_logs:
+        # A self.log on other batches would cost its full price only to be overwritten unwritten.
+        if step_metrics_due(self.trainer):
             step_logs = {f"{name}_step": value for name, value in logs.items()}
-            if self.nonfinite.action == "skip":
+            if self.guard.nonfinite == "skip":
                 step_logs["guard/skipped_steps"] = float(self.skipped_steps)
             self.log_dict(step_logs, on_step=True, on_epoch=False, batch_size=batch_size)
 
@@ -321,7 +315,7 @@ class GANModule(pl.LightningModule):
     def _optimize(self, optimizer: Optimizer, loss: Tensor, network: str) -> None:
         optimizer.zero_grad(set_to_none=True)
         # A host sync per step on GPU; guard.check_every_step=false leaves it to the epoch end.
-        if self.nonfinite.check_every_step and not torch.isfinite(loss):
+        if self.guard.check_every_step and not torch.isfinite(loss):
             self._skip_or_stop(f"The {network} loss is {loss.item()} in epoch {self.current_epoch}")
             return
         self.manual_backward(loss)
@@ -332,14 +326,14 @@ class GANModule(pl.LightningModule):
 
     def _skip_or_stop(self, problem: str) -> None:
         """Skip this optimizer step if configured and allowed, else raise DivergenceError."""
-        guard, problem = self.nonfinite, f"{problem}, {self._steps()}"
-        if guard.action == "skip" and self.skipped_steps < guard.max_skipped_steps:
+        guard, problem = self.guard, f"{problem}, {self._steps()}"
+        if guard.nonfinite == "skip" and self.skipped_steps < guard.max_skipped_steps:
             self.skipped_steps += 1
             log.warning("%s: skipped that step (%d so far)", problem, self.skipped_steps)
             return
-        if guard.action == "skip":
+        if guard.nonfinite == "skip":
             problem += f", with guard.max_skipped_steps={guard.max_skipped_steps} already skipped"
-        can_skip = guard.action == "stop"
+        can_skip = guard.nonfinite == "stop"
         raise DivergenceError(divergence_message(problem, self.trainer, can_skip=can_skip))
 
     def on_train_epoch_end(self) -> None:

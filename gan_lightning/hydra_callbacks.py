@@ -22,8 +22,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from rich.console import Console
 
+from gan_lightning.errors import RunError
+from gan_lightning.run_folder import ensure_writable, resolve_ckpt_path
 from gan_lightning.sweeps import checks, optuna_search, summary
-from gan_lightning.train import FAILURE_FILE, RunError, ensure_writable, resolve_ckpt_path
+from gan_lightning.sweeps.jobs import FAILURE_FILE
 
 
 def _folder(config: DictConfig, key: str) -> Path:

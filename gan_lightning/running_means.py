@@ -27,9 +27,6 @@ class RunningMeans:
         self._sums: dict[tuple[str, ...], Tensor] = {}
         self._weights: dict[tuple[str, ...], float] = {}
 
-    def __len__(self) -> int:
-        return len(self._sums)
-
     def update(self, values: Mapping[str, Tensor], weight: float) -> None:
         names = tuple(values)
         stacked = torch.stack([value.detach().float() for value in values.values()])

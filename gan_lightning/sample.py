@@ -3,206 +3,44 @@
 ``mode=samples`` writes ``num_samples`` images as an ``.npz`` (the format other tools read, see
 README "Sample files") or a ``.png`` grid; ``mode=interpolate`` walks G's latent space between
 two points, which can be chosen so that a digit classifier reads them as ``from_digit`` and
-``to_digit``. All noise comes from ``seed``, so the same command writes the same images.
-
-The functions above :func:`sample` are the library part: the end-of-training pictures use them.
+``to_digit``. All noise comes from ``seed``, so the same command writes the same images. The
+drawing itself is :mod:`gan_lightning.sampling`; this module reads the keys and checks them.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 import hydra
-import numpy as np
 import torch
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.checkpoints import CheckpointError, load_generator
+from gan_lightning.checkpoints import load_generator
+from gan_lightning.classifier import load_classifier
+from gan_lightning.config import CONFIG_DIR
+from gan_lightning.errors import SampleError, task_wrapper
 from gan_lightning.networks.latents import sample_latents
-from gan_lightning.pictures import interpolate, save_grid
-from gan_lightning.train import CONFIG_DIR
+from gan_lightning.sampling import (
+    check_digit,
+    draw_samples,
+    find_digit_latent,
+    grid_columns,
+    predict_digits,
+    resolve_device,
+    walk,
+    write_samples,
+)
 
-MNIST_SIZE = 28
 NUM_DIGITS = 10
 MODES = ("samples", "interpolate")
 DEFAULT_OUT = {"samples": "samples.npz", "interpolate": "interpolation.png"}
 OUT_SUFFIXES = (".npz", ".png")
 
 log = logging.getLogger(__name__)
-
-
-class SampleError(ValueError):
-    """A sampling request that cannot be met as asked (keys, digits, output file)."""
-
-
-# ---------------------------------------------------------------------------------- library
-def to_mnist_uint8(images: Tensor) -> Tensor:
-    """[-1, 1] images [N, 1, S, S] as uint8 [N, 28, 28], the exact inverse of the data scaling.
-
-    Larger images are center-cropped: the data module pads MNIST by 2 px per side for 32x32
-    models, so the crop returns exactly the geometry of the real digits.
-    """
-    size = images.shape[-1]
-    if size < MNIST_SIZE:
-        raise SampleError(f"generator makes {size}x{size} images, smaller than MNIST's 28x28")
-    offset = (size - MNIST_SIZE) // 2
-    cropped = images[:, 0, offset : offset + MNIST_SIZE, offset : offset + MNIST_SIZE]
-    return cropped.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
-
-
-@torch.inference_mode()
-def generate(
-    generator: nn.Module, z: Tensor, labels: Tensor | None = None, batch_size: int = 500
-) -> Tensor:
-    """G's images for latents ``z`` (any device) in batches, as float [N, 1, S, S] on the CPU."""
-    device = next(generator.parameters()).device
-    chunks = []
-    for start in range(0, z.shape[0], batch_size):
-        z_batch = z[start : start + batch_size].to(device)
-        label_batch = None if labels is None else labels[start : start + batch_size].to(device)
-        chunks.append(generator(z_batch, label_batch).float().cpu())
-    return torch.cat(chunks)
-
-
-def balanced_labels(count: int, num_classes: int) -> Tensor:
-    """0, 1, ..., 9, 0, 1, ...: every digit count/10 times (within one), balanced in any prefix."""
-    return torch.arange(count) % num_classes
-
-
-def draw_samples(
-    generator: nn.Module,
-    num_samples: int,
-    seed: int,
-    digit: int | None = None,
-    batch_size: int = 500,
-) -> tuple[Tensor, Tensor | None]:
-    """``num_samples`` images and, for a conditional G, the digits they were asked to be.
-
-    All latents are drawn at once from their own seeded RNG, so the result depends on ``seed``
-    only (not on ``batch_size``, the device or the global RNG).
-    """
-    if num_samples < 1:
-        raise SampleError(f"num_samples={num_samples} must be at least 1")
-    num_classes = generator.num_classes
-    check_digit("digit", digit, num_classes)
-    rng = torch.Generator().manual_seed(seed)
-    z = sample_latents(generator, num_samples, rng=rng)
-    labels = None
-    if num_classes:
-        labels = (
-            torch.full((num_samples,), digit)
-            if digit is not None
-            else balanced_labels(num_samples, num_classes)
-        )
-    return generate(generator, z, labels, batch_size), labels
-
-
-def check_digit(key: str, digit: int | None, num_classes: int) -> None:
-    """``digit=`` only makes sense for a conditional G, and only for one of its classes."""
-    if digit is None:
-        return
-    if num_classes == 0:
-        raise SampleError(
-            f"{key}={digit} needs a conditional generator (model=cgan); this checkpoint's "
-            "generator is unconditional. Leave it out, or use mode=interpolate "
-            "from_digit=... to_digit=..., which finds digits with a classifier"
-        )
-    if not 0 <= digit < num_classes:
-        raise SampleError(f"{key}={digit} is not a class of this generator (0..{num_classes - 1})")
-
-
-@torch.inference_mode()
-def class_probabilities(classifier: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
-    """The classifier's softmax for each [-1, 1] image, as float [N, classes] on the CPU."""
-    device = next(classifier.parameters()).device
-    chunks = [
-        classifier(images[start : start + batch_size].to(device)).softmax(dim=1).float().cpu()
-        for start in range(0, images.shape[0], batch_size)
-    ]
-    return torch.cat(chunks)
-
-
-def predict_digits(classifier: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
-    """The classifier's answer for each [-1, 1] image, as int64 [N] on the CPU."""
-    return class_probabilities(classifier, images, batch_size).argmax(dim=1)
-
-
-def find_digit_latent(
-    generator: nn.Module,
-    classifier: nn.Module,
-    digit: int,
-    seed: int,
-    candidates: int = 1024,
-    batch_size: int = 500,
-) -> Tensor:
-    """A latent [D] whose image the classifier reads as ``digit``, most confidently.
-
-    Draws ``candidates`` latents from ``seed`` and keeps the one with the highest probability
-    for ``digit`` among those classified as it: a clear example, as seed 001 chose its 6 and 9.
-    """
-    z = sample_latents(generator, candidates, rng=torch.Generator().manual_seed(seed))
-    probabilities = class_probabilities(classifier, generate(generator, z, None, batch_size))
-    recognised = probabilities.argmax(dim=1) == digit
-    if not recognised.any():
-        raise SampleError(
-            f"the classifier read none of {candidates} samples (seed {seed}) as a {digit}; the "
-            "generator may not draw it (yet). Try another seed or a later checkpoint"
-        )
-    confidence = probabilities[:, digit].masked_fill(~recognised, -1.0)
-    return z[confidence.argmax()]
-
-
-def walk(
-    generator: nn.Module,
-    start: Tensor,
-    end: Tensor,
-    steps: int,
-    spherical: bool = False,
-    labels: Tensor | None = None,
-    batch_size: int = 500,
-) -> tuple[Tensor, Tensor | None]:
-    """Images along ``steps`` latents from ``start`` [R, D] to ``end`` [R, D], row by row.
-
-    Returns images [R * steps, 1, S, S] (one row per walk, as a grid with ``nrow=steps`` shows
-    them) and, for a conditional G, each image's label (``labels`` [R] holds one per walk).
-    """
-    latents = interpolate(start, end, steps, spherical).reshape(-1, start.shape[1])
-    row_labels = None if labels is None else labels.repeat_interleave(steps)
-    return generate(generator, latents, row_labels, batch_size), row_labels
-
-
-def write_samples(path: Path, images: Tensor, labels: Tensor | None, nrow: int) -> Path:
-    """``.npz``: ``images`` uint8 [N, 28, 28] (+ ``labels`` int64 [N]); ``.png``: their grid."""
-    pixels = to_mnist_uint8(images)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".npz":
-        arrays: dict[str, Any] = {"images": pixels.numpy()}
-        if labels is not None:
-            arrays["labels"] = labels.to(torch.int64).numpy()
-        np.savez_compressed(path, **arrays)
-        return path
-    return save_grid(pixels[:, None].float() / 127.5 - 1, path, nrow=nrow)
-
-
-def grid_columns(count: int, num_classes: int, per_digit: bool) -> int:
-    """A roughly square grid; a multiple of the class count when each column is one digit."""
-    columns = math.ceil(math.sqrt(count))
-    return math.ceil(columns / num_classes) * num_classes if per_digit else columns
-
-
-# ---------------------------------------------------------------------------------- command
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as error:
-        raise SampleError(f"device={name!r} is not a device: use auto, cpu or cuda") from error
 
 
 def output_path(out: str | None, mode: str) -> Path:
@@ -225,8 +63,6 @@ def load_digit_classifier(
             f"classifier_ckpt={name}. Train one (`python -m gan_lightning.train_classifier`) "
             "or pass classifier_ckpt=<file>"
         )
-    from gan_lightning.classifier import load_classifier
-
     return load_classifier(to_absolute_path(name), key="classifier_ckpt").to(device)
 
 
@@ -314,13 +150,10 @@ def sample(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="sample")
+@task_wrapper
 def main(cfg: DictConfig) -> None:
-    try:
-        sample(cfg)
-    except (SampleError, CheckpointError) as error:
-        # A wrong key or file is the user's to fix: say what and how, without a traceback.
-        raise SystemExit(f"sample: {error}") from None
+    sample(cfg)
 
 
 if __name__ == "__main__":

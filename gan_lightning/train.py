@@ -10,143 +10,39 @@ trial and goes on) and the others go on; a single run fails with a one-paragraph
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
-import os
 import signal
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from gan_lightning.build import build_gan_module, build_trainer, plain
-from gan_lightning.callbacks.guards import DivergenceError
-from gan_lightning.checkpoint_io import remove_partial_files
-from gan_lightning.checkpoints import (
-    CheckpointError,
-    check_resumable,
-    load_checkpoint,
-    newest_complete_checkpoint,
-    read_saved_state,
-)
+from gan_lightning.checkpoint_io import CheckpointWriteError, remove_partial_files
+from gan_lightning.checkpoints import check_resumable, load_checkpoint
 from gan_lightning.cli import refuse_unknown_options
-from gan_lightning.config import ConfigError, validate
-from gan_lightning.data import DataError
+from gan_lightning.config import CONFIG_DIR, validate
 from gan_lightning.disk_space import estimate_run_bytes, warn_if_short_of_space
-from gan_lightning.faults import RunFault, describe_fault
+from gan_lightning.errors import (
+    ConfigError,
+    DivergenceError,
+    RunFault,
+    expected_error,
+    task_wrapper,
+)
+from gan_lightning.faults import describe_fault
 from gan_lightning.objective import objective_value, worst
+from gan_lightning.run_folder import ensure_writable, report_resume_point, resolve_ckpt_path
 from gan_lightning.sweeps.checks import check_plugins, distributed_problem
-from gan_lightning.sweeps.jobs import JobRecord, set_job_threads
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-#: Written into a sweep job's folder when the job fails; read by the sweep summary.
-FAILURE_FILE = "failure.txt"
+from gan_lightning.sweeps.jobs import FAILURE_FILE, JobRecord, record_failure, set_job_threads
 
 log = logging.getLogger(__name__)
-
-
-class RunError(RuntimeError):
-    """A problem with the run as asked for (paths, checkpoints), reported before any work."""
-
-
-#: Errors whose message says everything: the user gets the message, not a traceback.
-KNOWN_ERRORS = (ConfigError, DataError, CheckpointError, RunError, DivergenceError, RunFault)
-
-
-def ensure_writable(folder: Path) -> None:
-    """Create ``folder`` and write a probe file: a read-only or full disk fails now, not at the
-    first checkpoint an epoch later."""
-    probe = folder / ".write_probe"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with probe.open("wb") as file:
-            # Whole blocks, synced: a nearly full disk can accept a few cached bytes.
-            file.write(bytes(64 * 1024))
-            file.flush()
-            os.fsync(file.fileno())
-    except OSError as error:
-        reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or error
-        raise RunError(
-            f"cannot write to the output folder {folder}: {reason}. Free some space or fix the "
-            "permissions, or write elsewhere with paths.log_dir=<folder> (or hydra.run.dir=...)."
-        ) from error
-    finally:
-        with contextlib.suppress(OSError):
-            probe.unlink(missing_ok=True)
-
-
-def resolve_ckpt_path(
-    ckpt_path: str | None, output_dir: Path, *, sweep_job: bool = False
-) -> str | None:
-    """``last`` means the newest complete checkpoint of this run folder; any other path must exist.
-
-    The newest is ``last.ckpt`` or, after a stop inside an epoch, ``interrupted.ckpt`` (see
-    :func:`newest_complete_checkpoint`). A folder that already holds checkpoints is never reused
-    without ``ckpt_path``. ``ckpt_path=last`` starts from scratch, with a warning, where a run
-    was started but stopped before its first checkpoint (Hydra's ``.hydra/`` is there), and in
-    a sweep, where it redoes the jobs that never reached one.
-    """
-    checkpoints = output_dir / "checkpoints"
-    if ckpt_path is None:
-        existing = sorted(checkpoints.glob("*.ckpt"))
-        if existing:
-            raise RunError(
-                f"{output_dir} already holds a run ({existing[-1].name}); nothing is overwritten. "
-                "Resume it with ckpt_path=last, or start a new run in another folder "
-                "(leave hydra.run.dir unset to get a fresh timestamped one)."
-            )
-        return None
-    if ckpt_path == "last":
-        newest = newest_complete_checkpoint(checkpoints)
-        if newest is not None:
-            return str(newest.path)
-        if sweep_job:
-            log.info("No checkpoint in %s: this sweep job starts from scratch.", checkpoints)
-            return None
-        if (output_dir / ".hydra").is_dir():
-            return None  # train() says so
-        raise RunError(
-            f"ckpt_path=last: no checkpoint in {checkpoints}; pass the old run's folder too: "
-            "hydra.run.dir=<run folder> ckpt_path=last"
-        )
-    path = Path(ckpt_path)
-    if path.is_file():
-        return str(path)
-    raise RunError(
-        f"ckpt_path={ckpt_path}: no checkpoint at {path}; check the path (checkpoints live in "
-        "<run folder>/checkpoints/)"
-    )
-
-
-def report_resume_point(ckpt_path: str | None, output_dir: Path) -> None:
-    """Say what ``ckpt_path=last`` chose: which file and how far it had got, or a fresh start."""
-    if ckpt_path is None:
-        log.warning(
-            "ckpt_path=last: %s stopped before its first checkpoint; starting it from scratch.",
-            output_dir,
-        )
-        return
-    chosen = read_saved_state(Path(ckpt_path))
-    older = [
-        f"{state.path.name}: {state.describe()}"
-        for path in sorted(Path(ckpt_path).parent.glob("*.ckpt"))
-        if path.name != Path(ckpt_path).name and (state := read_saved_state(path)) is not None
-    ]
-    log.info(
-        "ckpt_path=last: resuming from %s (%s), the newest complete state%s.",
-        ckpt_path,
-        chosen.describe() if chosen else "?",
-        f"; older: {', '.join(older)}" if older else "",
-    )
 
 
 def _check_image_size(generator: Any, image_size: int) -> None:
@@ -189,36 +85,16 @@ def train(
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except Exception as error:
-        if known_error(error) is not None:
+        expected = expected_error(error)
+        # A failed write's message lacks what a fault mid-run needs: what is kept, what next.
+        if expected is not None and not isinstance(expected, CheckpointWriteError):
             raise
         raise RunFault(describe_fault(error, trainer, output_dir, cfg.get("callbacks"))) from error
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
-def known_error(error: BaseException) -> BaseException | None:
-    """The first of our own errors in ``error``'s chain (Hydra wraps errors from constructors)."""
-    while error is not None:
-        if isinstance(error, KNOWN_ERRORS):
-            return error
-        error = error.__cause__
-    return None
-
-
-def record_failure(output_dir: Path, error: Exception) -> str:
-    """Write why a sweep job failed where the sweep summary (and the user) will look for it;
-    returns the one-line reason."""
-    known = known_error(error)
-    reason = f"{type(known or error).__name__}: {known or error}"
-    headline = " ".join(reason.split())  # the summary's one line per job
-    details = reason if known else "".join(traceback.format_exception(error))
-    text = headline if details == headline else f"{headline}\n\n{details}"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / FAILURE_FILE).write_text(text + "\n")
-    log.error("This sweep job failed (the others go on): %s", reason)
-    return headline
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@task_wrapper
 def main(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
     sweep_job = hydra_config.mode == RunMode.MULTIRUN
@@ -234,18 +110,14 @@ def main(cfg: DictConfig) -> float | None:
         # Lightning's SystemExit carries no code, which would report success to a scheduler.
         raise SystemExit(128 + signal.SIGTERM) from stop
     except Exception as error:
-        if sweep_job:
-            reason = record_failure(output_dir, error)
-            status = "diverged" if isinstance(known_error(error), DivergenceError) else "failed"
-            record.write(
-                output_dir, status=status, metric=objective, value=worst(objective), reason=reason
-            )
-            return worst(objective)
-        known = known_error(error)
-        if known is None:
+        if not sweep_job:
             raise
-        # Hydra prints a compact exception's message alone; HYDRA_FULL_ERROR=1 shows the trace.
-        raise CompactHydraException(f"{type(known).__name__}: {known}") from error
+        reason = record_failure(output_dir, error)
+        status = "diverged" if isinstance(expected_error(error), DivergenceError) else "failed"
+        record.write(
+            output_dir, status=status, metric=objective, value=worst(objective), reason=reason
+        )
+        return worst(objective)
     if not sweep_job:
         return None
     value = objective_value(metrics, objective)

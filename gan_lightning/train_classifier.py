@@ -7,11 +7,7 @@ official test images; their accuracy goes into the file and the summary.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -23,7 +19,8 @@ from rich.console import Console
 from gan_lightning.build import build_trainer, plain
 from gan_lightning.classifier import AffineAugment, ClassifierModule, save_classifier
 from gan_lightning.cli import refuse_unknown_options
-from gan_lightning.train import CONFIG_DIR
+from gan_lightning.config import CONFIG_DIR
+from gan_lightning.errors import task_wrapper
 
 
 def build_classifier_module(cfg: DictConfig) -> ClassifierModule:
@@ -65,39 +62,8 @@ def train_classifier(cfg: DictConfig) -> dict[str, Any]:
     return {"test/acc": test_accuracy, "fit_seconds": fit_seconds, "weights": str(path)}
 
 
-def _quote(value: str | Path) -> str:
-    """A Hydra override value that survives spaces and commas in paths."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def launch_training(
-    classifier_ckpt: str | Path,
-    data_root: str | Path,
-    dataset: str,
-    overrides: Sequence[str] = (),
-) -> None:
-    """Run this command in a fresh process, as a user would, writing ``classifier_ckpt``.
-
-    A separate process keeps the classifier's Hydra config, seeding and trainer apart from the
-    GAN run that asked for it (``metrics.missing_classifier=train``); its run folder goes next
-    to the weights file so the GAN run's folder stays its own.
-    """
-    classifier_ckpt = Path(classifier_ckpt)
-    run_dir = classifier_ckpt.parent / "runs" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    command = [
-        sys.executable,
-        "-m",
-        "gan_lightning.train_classifier",
-        f"metrics.classifier_ckpt={_quote(classifier_ckpt)}",
-        f"data.root={_quote(data_root)}",
-        f"data.dataset={dataset}",
-        f"hydra.run.dir={_quote(run_dir)}",
-        *overrides,
-    ]
-    subprocess.run(command, check=True)
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="classifier")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="classifier")
+@task_wrapper
 def main(cfg: DictConfig) -> float:
     return train_classifier(cfg)["test/acc"]
 

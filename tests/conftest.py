@@ -9,7 +9,8 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from gan_lightning.data import DataError, find_split, write_idx
+from gan_lightning.data import find_split, write_idx
+from gan_lightning.errors import DataError
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

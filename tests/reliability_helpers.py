@@ -135,16 +135,6 @@ class PoisonBatch(pl.Callback):
             batch[0].fill_(math.nan)
 
 
-class FakeClassCoverage(pl.Callback):
-    """Logs ``metrics/min_class_fraction`` as the metrics callback does, from a fixed list."""
-
-    def __init__(self, fractions: list[float]) -> None:
-        self.fractions = fractions
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        pl_module.log("metrics/min_class_fraction", self.fractions[trainer.current_epoch])
-
-
 class BrokenCallback(pl.Callback):
     """Raises an error no guard knows: stands for a bug, whose traceback must not be lost."""
 

@@ -9,18 +9,17 @@ import pytorch_lightning as pl
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan_lightning.checkpoints import CheckpointError
 from gan_lightning.classifier import (
     TRAIN_COMMAND,
     AffineAugment,
     ClassifierModule,
-    MissingClassifierError,
+    launch_training,
     load_classifier,
     read_classifier_file,
 )
 from gan_lightning.data import MNISTDataModule
+from gan_lightning.errors import CheckpointError, MissingClassifierError
 from gan_lightning.networks.classifier import MNISTClassifier
-from gan_lightning.train_classifier import launch_training
 from tests.metrics_helpers import compose_config, make_classifier_file
 
 
@@ -166,8 +165,6 @@ def test_train_classifier_command_writes_a_loadable_weights_file(
 def test_a_classifier_file_naming_a_foreign_callable_is_refused(tmp_path) -> None:
     """weights_only stops pickled code; the network config must not smuggle a callable in."""
     import torch
-
-    from gan_lightning.checkpoints import CheckpointError
 
     victim = tmp_path / "victim.txt"
     victim.write_text("still here")

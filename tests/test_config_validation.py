@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from reliability_helpers import CONFIG_DIR, compose_run, run_cli
 
-from gan_lightning.cli import unknown_option
-from gan_lightning.config import ConfigError, validate
-from gan_lightning.data import DataError
+from gan_lightning.cli import renamed_key, unknown_option
+from gan_lightning.config import validate
+from gan_lightning.errors import ConfigError, DataError
 from gan_lightning.train import train
 
 BAD_VALUES = [
@@ -123,3 +124,40 @@ def test_the_train_command_refuses_an_unknown_model_without_hydras_search_path(
         "ConfigError: model=nosuchmodel is not an option of model; the available options are "
         f"{', '.join(options)} (the files in {CONFIG_DIR / 'model'})."
     )
+
+
+def test_a_renamed_callback_key_is_refused_naming_its_new_name() -> None:
+    assert renamed_key(["callbacks.run_guard=null"]) == (
+        "callbacks.run_guard is now callbacks.interrupt_checkpoint: use "
+        "callbacks.interrupt_checkpoint."
+    )
+    assert renamed_key(["callbacks.run_guard.min_class_fraction=0.1"]) == (
+        "callbacks.run_guard.min_class_fraction is now guard.min_class_fraction: use "
+        "guard.min_class_fraction."
+    )
+    assert renamed_key(["~callbacks.tensorboard_layout"]) == (
+        "callbacks.tensorboard_layout is now callbacks.tensorboard: use callbacks.tensorboard."
+    )
+    assert renamed_key(["callbacks.tensorboard=null", "guard.min_class_fraction=0.1"]) is None
+
+
+def test_g_and_d_pick_their_optimizer_from_one_folder(
+    tmp_path: Path, tiny_mnist_root: Path
+) -> None:
+    """The README's `model=dcgan optim.d=sgd`, verbatim: SGD for D, Adam for G."""
+    cfg = compose_run(tmp_path / "run", tiny_mnist_root, ["model=dcgan", "optim.d=sgd"])
+    assert cfg.optim.d._target_ == "torch.optim.SGD" and cfg.optim.d.momentum == 0.0
+    assert cfg.optim.g._target_ == "torch.optim.Adam" and list(cfg.optim.g.betas) == [0.5, 0.999]
+    cfg = compose_run(tmp_path / "run", tiny_mnist_root, ["scheduler.g=step"])
+    assert cfg.scheduler.g.step_size == 10 and "d" not in cfg.scheduler
+
+
+def test_the_per_network_groups_only_point_at_the_shared_files() -> None:
+    """A setting written into conf/optim.d/ alone would silently differ between G and D."""
+    for group in ("optim", "scheduler"):
+        for network in ("g", "d"):
+            for path in sorted((CONFIG_DIR / f"{group}.{network}").glob("*.yaml")):
+                pointer = OmegaConf.load(path)
+                assert list(pointer) == ["defaults"], path
+                assert list(pointer.defaults) == [f"/{group}/{path.stem}@_here_"], path
+                assert (CONFIG_DIR / group / path.name).is_file(), path

@@ -14,14 +14,8 @@ import torchvision
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gan_lightning.data import (
-    DataError,
-    MNISTDataModule,
-    find_split,
-    load_split,
-    read_idx,
-    write_idx,
-)
+from gan_lightning.data import MNISTDataModule, find_split, load_split, read_idx, write_idx
+from gan_lightning.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

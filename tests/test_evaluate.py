@@ -11,11 +11,11 @@ import torch
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan_lightning.classifier import MissingClassifierError, read_classifier_file
+from gan_lightning.classifier import launch_training, read_classifier_file
 from gan_lightning.data import MNISTDataModule
+from gan_lightning.errors import MissingClassifierError
 from gan_lightning.evaluate import _Judges, evaluate, find_checkpoints
 from gan_lightning.metrics import LOGGED_METRICS, add_real_as_fake, build_suite
-from gan_lightning.train_classifier import launch_training
 from tests.metrics_helpers import compose_config, make_classifier_file, run_cli, tiny_gan_sweep
 
 UNCONDITIONAL = [name for name in LOGGED_METRICS if name != "cond_acc"]

@@ -23,7 +23,8 @@ from gan_lightning.checkpoint_io import (
     partial_path,
 )
 from gan_lightning.checkpoints import load_checkpoint, newest_complete_checkpoint
-from gan_lightning.faults import TRACEBACK_FILE, RunFault
+from gan_lightning.errors import RunFault
+from gan_lightning.faults import TRACEBACK_FILE
 from gan_lightning.train import train
 
 

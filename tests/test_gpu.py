@@ -26,7 +26,7 @@ from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.callbacks.metrics import GenerativeMetrics
 from gan_lightning.checkpoints import load_generator
 from gan_lightning.gan_module import GANModule
-from gan_lightning.sample import draw_samples
+from gan_lightning.sampling import draw_samples
 from gan_lightning.train import train
 
 pytestmark = pytest.mark.gpu
@@ -219,7 +219,9 @@ class HostSyncTrap(pl.Callback):
         self.batches += 1
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        torch.cuda.set_sync_debug_mode("default")  # before RunGuard saves interrupted.ckpt
+        torch.cuda.set_sync_debug_mode(
+            "default"
+        )  # before InterruptCheckpoint saves interrupted.ckpt
 
 
 def fit_with_trap(

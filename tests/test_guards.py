@@ -10,13 +10,9 @@ import torch
 from reliability_helpers import compose_run, scalar_curves
 from torch import nn
 
-from gan_lightning.callbacks.guards import (
-    DivergenceError,
-    NonFiniteGuard,
-    RunGuard,
-    nonfinite_parameters,
-)
 from gan_lightning.checkpoints import load_checkpoint
+from gan_lightning.divergence import NonFiniteGuard, nonfinite_parameters
+from gan_lightning.errors import DivergenceError
 from gan_lightning.train import train
 
 
@@ -99,23 +95,4 @@ def test_nonfinite_parameters_names_each_broken_tensor() -> None:
 
 def test_guard_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="guard.nonfinite='ignore'.*stop, skip"):
-        NonFiniteGuard(action="ignore")
-    with pytest.raises(ValueError, match=r"guard.min_class_fraction=1.5 .* \[0, 1\]"):
-        RunGuard(dirpath="unused", min_class_fraction=1.5)
-
-
-def test_mode_collapse_is_warned_once_with_the_numbers(
-    tmp_path: Path, tiny_mnist_root: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    fractions = "[0.09,0.004,0.004]"  # healthy, then the rarest class nearly vanishes
-    overrides = [
-        "trainer.max_epochs=3",
-        "+callbacks.coverage._target_=reliability_helpers.FakeClassCoverage",
-        f"+callbacks.coverage.fractions={fractions}",
-    ]
-    with caplog.at_level(logging.WARNING, logger="gan_lightning"):
-        train(compose_run(tmp_path / "run", tiny_mnist_root, overrides))
-    warnings = [r.getMessage() for r in caplog.records if "mode collapse" in r.getMessage()]
-    assert len(warnings) == 1, warnings
-    assert "at epoch 1: the rarest class is 0.40% of the generated samples" in warnings[0]
-    assert "guard.min_class_fraction=0.02" in warnings[0]
+        NonFiniteGuard(nonfinite="ignore")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,8 +13,8 @@ from torch import nn
 
 from gan_lightning.callbacks import metrics as metrics_callback
 from gan_lightning.callbacks.metrics import GenerativeMetrics
-from gan_lightning.classifier import MissingClassifierError
 from gan_lightning.data import MNISTDataModule
+from gan_lightning.errors import MissingClassifierError
 from gan_lightning.metrics import (
     ClassCoverage,
     ClassifierFeatures,
@@ -344,11 +345,33 @@ def test_metrics_need_the_mnist_datamodule(tmp_path: Path) -> None:
             {"missing_classifier": "ignore"},
             "metrics.missing_classifier='ignore'.*warn, error, train",
         ),
+        ({"min_class_fraction": 1.5}, r"guard.min_class_fraction=1.5 .* \[0, 1\]"),
     ],
 )
 def test_metrics_callback_rejects_bad_settings(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         GenerativeMetrics("x.pt", **kwargs)
+
+
+def test_mode_collapse_is_warned_at_each_evaluation_that_finds_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fractions = iter([0.09, 0.004])  # healthy, then the rarest class nearly vanishes
+    suite = SimpleNamespace(
+        reset_fake=lambda: None, compute=lambda: {"min_class_fraction": next(fractions)}
+    )
+    monkeypatch.setattr(metrics_callback, "add_generated", lambda *args, **kwargs: None)
+    module = SimpleNamespace(sampling_generator=lambda: None, log=lambda *args, **kwargs: None)
+    callback = GenerativeMetrics("x.pt", min_class_fraction=0.02)
+    callback.suite = suite
+    with caplog.at_level(logging.WARNING, logger="gan_lightning"):
+        for epoch in range(2):
+            trainer = SimpleNamespace(current_epoch=epoch, max_epochs=2, should_stop=False)
+            callback.on_train_epoch_end(trainer, module)
+    warnings = [r.getMessage() for r in caplog.records if "mode collapse" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "at epoch 1: the rarest class is 0.40% of the generated samples" in warnings[0]
+    assert "guard.min_class_fraction=0.02" in warnings[0]
 
 
 @pytest.mark.parametrize("max_time_share", [1e-9, None])

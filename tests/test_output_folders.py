@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from reliability_helpers import compose_run, run_cli
 
-from gan_lightning import train as train_module
-from gan_lightning.train import RunError, ensure_writable, resolve_ckpt_path, train
+from gan_lightning import run_folder
+from gan_lightning.errors import RunError
+from gan_lightning.run_folder import ensure_writable, resolve_ckpt_path
+from gan_lightning.train import train
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ def test_a_full_disk_fails_at_start_before_any_data_is_read(
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(train_module.os, "fsync", disk_full)
+    monkeypatch.setattr(run_folder.os, "fsync", disk_full)
     with pytest.raises(RunError, match="cannot write to the output folder .*: the disk is full"):
         ensure_writable(tmp_path / "run")
     # Through train: the data root does not even exist, yet the disk is what is reported.

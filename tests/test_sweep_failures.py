@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reliability_helpers import run_cli
 
-from gan_lightning.train import FAILURE_FILE
+from gan_lightning.sweeps.jobs import FAILURE_FILE
 
 
 def job_with_lr(sweep_dir: Path, lr: float) -> Path:

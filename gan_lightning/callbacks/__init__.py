@@ -1,6 +1,1 @@
-"""Lightning callbacks for everything around the training step: pictures, layouts, guards."""
-
-from gan_lightning.callbacks.samples import SampleGrid
-from gan_lightning.callbacks.tensorboard import TensorBoardLayout
-
-__all__ = ["SampleGrid", "TensorBoardLayout"]
+"""Lightning callbacks for everything around the training step: pictures, metrics, events."""

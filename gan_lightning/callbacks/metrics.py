@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -10,17 +11,19 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from gan_lightning.classifier import TRAIN_COMMAND, MissingClassifierError
+from gan_lightning.classifier import TRAIN_COMMAND, launch_training
 from gan_lightning.data import MNISTDataModule
+from gan_lightning.errors import MissingClassifierError
 from gan_lightning.metrics.suite import (
     LOGGED_METRICS,
     GenerativeMetricSuite,
     add_generated,
     build_suite,
 )
-from gan_lightning.train_classifier import launch_training
 
 MISSING_POLICIES = ("warn", "error", "train")
+
+log = logging.getLogger(__name__)
 
 
 class GenerativeMetrics(pl.Callback):
@@ -50,6 +53,9 @@ class GenerativeMetrics(pl.Callback):
         seed: seeds the evaluation noise: the same latent vectors at every evaluation.
         max_time_share: upper bound on evaluation time / training time during training;
             ``None`` evaluates every ``every_n_epochs`` epochs whatever it costs.
+        min_class_fraction: warn of mode collapse when the rarest class is a smaller share of
+            the generated samples than this (``guard.min_class_fraction``; an even spread
+            over 10 classes gives 0.1).
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class GenerativeMetrics(pl.Callback):
         missing_classifier: str = "warn",
         seed: int = 0,
         max_time_share: float | None = 0.1,
+        min_class_fraction: float = 0.02,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"metrics.every_n_epochs={every_n_epochs} must be >= 1")
@@ -74,6 +81,10 @@ class GenerativeMetrics(pl.Callback):
             raise ValueError(
                 f"metrics.max_time_share={max_time_share} must be in (0, 1], or null to "
                 "evaluate every metrics.every_n_epochs epochs whatever it costs"
+            )
+        if not 0 <= min_class_fraction <= 1:
+            raise ValueError(
+                f"guard.min_class_fraction={min_class_fraction} is outside the allowed range [0, 1]"
             )
         if missing_classifier not in MISSING_POLICIES:
             raise ValueError(
@@ -88,6 +99,7 @@ class GenerativeMetrics(pl.Callback):
         self.missing_classifier = missing_classifier
         self.seed = seed
         self.max_time_share = max_time_share
+        self.min_class_fraction = min_class_fraction
         self.train_seconds = 0.0  # training time so far, epoch ends excluded
         self.eval_seconds = 0.0  # time spent in evaluations during training
         self._epoch_start: float | None = None
@@ -185,6 +197,16 @@ class GenerativeMetrics(pl.Callback):
         for name in LOGGED_METRICS:
             if name in values:
                 pl_module.log(f"metrics/{name}", values[name], on_epoch=True, rank_zero_only=True)
+        fraction = values.get("min_class_fraction")
+        if fraction is not None and fraction < self.min_class_fraction:
+            log.warning(
+                "Possible mode collapse at epoch %d: the rarest class is %.2f%% of the generated "
+                "samples judged by the classifier (an even spread over 10 classes gives 10%%; "
+                "warning below guard.min_class_fraction=%g).",
+                epoch,
+                100 * fraction,
+                self.min_class_fraction,
+            )
         if last:
             self.final = {"epoch": epoch, "classifier_ckpt": str(self.classifier_ckpt), **values}
 

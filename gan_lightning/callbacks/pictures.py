@@ -21,8 +21,9 @@ from torchvision.io import ImageReadMode, decode_image
 
 from gan_lightning import pictures
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
+from gan_lightning.compat import event_writer
 from gan_lightning.networks.latents import sample_latents
-from gan_lightning.sample import balanced_labels, generate, predict_digits, walk
+from gan_lightning.sampling import balanced_labels, generate, predict_digits, walk
 
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.png")
 
@@ -203,4 +204,4 @@ def log_picture(logger: TensorBoardLogger, tag: str, path: Path, step: int) -> N
         height=height, width=width, colorspace=1, encoded_image_string=path.read_bytes()
     )
     summary = Summary(value=[Summary.Value(tag=tag, image=encoded)])
-    logger.experiment._get_file_writer().add_summary(summary, step)
+    event_writer(logger.experiment).add_summary(summary, step)

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.tensorboard.summary import hparams
 
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
+from gan_lightning.compat import event_writer
 
 #: Groups whose values describe the experiment (paths and Hydra internals are left out).
 HPARAM_GROUPS = ("model", "optim", "scheduler", "loss", "tricks", "data", "trainer")
@@ -54,7 +55,7 @@ def write_hparams(
     summaries lets the plugin pick up the values that ``self.log`` writes later under these tags.
     """
     experiment, session_start, session_end = hparams(params, {name: 0.0 for name in metric_names})
-    writer = logger.experiment._get_file_writer()
+    writer = event_writer(logger.experiment)
     for summary in (experiment, session_start, session_end):
         writer.add_summary(summary)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from gan_lightning.data.datamodule import EpochBatchSampler, MNISTDataModule
 from gan_lightning.data.idx import (
-    DataError,
     MissingDataError,
     find_split,
     load_split,
@@ -13,7 +12,6 @@ from gan_lightning.data.idx import (
 )
 
 __all__ = [
-    "DataError",
     "EpochBatchSampler",
     "MNISTDataModule",
     "MissingDataError",

@@ -16,12 +16,8 @@ import torch.nn.functional as F
 import torchvision
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gan_lightning.data.idx import (
-    DataError,
-    MissingDataError,
-    find_split,
-    load_split,
-)
+from gan_lightning.data.idx import MissingDataError, find_split, load_split
+from gan_lightning.errors import DataError
 
 # Folders a dataset may live in under the root: torchvision's name, then Debian's.
 _FOLDERS = {"MNIST": ("MNIST",), "FashionMNIST": ("FashionMNIST", "fashion-mnist")}

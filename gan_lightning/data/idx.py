@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan_lightning.errors import DataError
+
 _UNSIGNED_BYTE = 0x08
 _IMAGE_SIDE = 28
 _NUM_CLASSES = 10
@@ -27,10 +29,6 @@ _FIX_HINT = (
     "Point the project at the folder that holds them: set GAN_DATA_DIR or pass data.root=..., "
     "or run with internet access and data.download=true so torchvision downloads them."
 )
-
-
-class DataError(ValueError):
-    """A data file or folder is missing or malformed; the message names it and the fix."""
 
 
 class MissingDataError(DataError):

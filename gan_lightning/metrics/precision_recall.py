@@ -19,6 +19,8 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from gan_lightning.compat import reset_keeps_state
+
 
 def knn_radii(features: Tensor, k: int, chunk_size: int) -> Tensor:
     """Distance of every point to its k-th nearest neighbour in the same set."""
@@ -98,7 +100,5 @@ class PrecisionRecall(Metric):
         if self.reset_real_features:
             super().reset()
             return
-        # Metric.reset restores every state in _defaults; hide the real one (KID's approach).
-        default = self._defaults.pop("real_features")
-        super().reset()
-        self._defaults["real_features"] = default
+        with reset_keeps_state(self, "real_features"):
+            super().reset()

@@ -18,10 +18,10 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from gan_lightning.config import CONFIG_DIR
 from gan_lightning.objective import DIRECTIONS
 from gan_lightning.sweeps.jobs import available_cores, joblib_jobs
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 INSTALL_HINT = 'pip install -e ".[sweeps]"'
 
 #: Command-line choices that need a Hydra plugin, and the plugin's (module, PyPI name).

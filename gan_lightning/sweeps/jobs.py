@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gan_lightning.errors import expected_error
+
 #: Written into every sweep job's folder when it ends, successfully or not.
 RESULT_FILE = "result.json"
+#: Written into a sweep job's folder when the job fails; read by the sweep summary.
+FAILURE_FILE = "failure.txt"
+
+log = logging.getLogger(__name__)
 
 
 def available_cores() -> int:
@@ -106,3 +114,17 @@ class JobRecord:
         }
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def record_failure(output_dir: Path, error: Exception) -> str:
+    """Write why a sweep job failed where the sweep summary (and the user) will look for it;
+    returns the one-line reason."""
+    known = expected_error(error)
+    reason = f"{type(known or error).__name__}: {known or error}"
+    headline = " ".join(reason.split())  # the summary's one line per job
+    details = reason if known else "".join(traceback.format_exception(error))
+    text = headline if details == headline else f"{headline}\n\n{details}"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / FAILURE_FILE).write_text(text + "\n")
+    log.error("This sweep job failed (the others go on): %s", reason)
+    return headline

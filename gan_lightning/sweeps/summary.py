@@ -21,8 +21,7 @@ from rich import box
 from rich.table import Table
 
 from gan_lightning.objective import direction, sort_key
-from gan_lightning.sweeps.jobs import RESULT_FILE
-from gan_lightning.train import FAILURE_FILE
+from gan_lightning.sweeps.jobs import FAILURE_FILE, RESULT_FILE
 
 #: metrics.json keys shown per job, and their column titles.
 METRIC_COLUMNS = (
