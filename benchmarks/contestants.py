@@ -215,7 +215,7 @@ def run_framework(workload: Workload, warmup: int, steps: int) -> Timing:
 class PlainGANStep:
     """One D step then one G step with the framework's networks, loss and optimizers.
 
-    As :class:`~gan_lightning.gan_module.GANModule` does, D's weights are frozen during G's step
+    As :class:`~gan_lightning.gan.module.GANModule` does, D's weights are frozen during G's step
     and, with ``tricks.reuse_fakes`` (the default, and pytorch/examples' DCGAN), G's step
     backpropagates through the fakes D just judged; without it D's fakes are drawn without a
     graph and G draws a fresh batch. So both do the same arithmetic. Under mixed precision only

@@ -16,9 +16,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.divergence import NonFiniteGuard
-from gan_lightning.gan_module import GANModule
-from gan_lightning.tricks import Tricks
+from gan_lightning.gan.divergence import NonFiniteGuard
+from gan_lightning.gan.module import GANModule
+from gan_lightning.gan.tricks import Tricks
 
 
 def plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:

@@ -30,9 +30,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics.classification import MulticlassAccuracy
 
-from gan_lightning.checkpoint_io import atomic_save
-from gan_lightning.checkpoints import instantiate_network, load_state_strict
 from gan_lightning.errors import CheckpointError, MissingClassifierError
+from gan_lightning.runs.checkpoint_io import atomic_save
+from gan_lightning.runs.checkpoints import instantiate_network, load_state_strict
 
 #: The command that writes the weights file GAN runs look for; every error about it names this.
 TRAIN_COMMAND = "python -m gan_lightning.train_classifier"

@@ -19,11 +19,11 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gan_lightning.divergence import NonFiniteGuard
 from gan_lightning.errors import ConfigError
+from gan_lightning.gan.divergence import NonFiniteGuard
+from gan_lightning.gan.tricks import Tricks
 from gan_lightning.networks.latents import LATENT_PRIORS
-from gan_lightning.objective import DIRECTIONS
-from gan_lightning.tricks import Tricks
+from gan_lightning.sweeps.objective import DIRECTIONS
 
 #: The Hydra config tree every command composes from (``conf/`` beside the package).
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"

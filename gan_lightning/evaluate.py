@@ -21,7 +21,6 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from gan_lightning.checkpoints import load_generator
 from gan_lightning.classifier import read_classifier_file
 from gan_lightning.config import CONFIG_DIR
 from gan_lightning.data import MNISTDataModule
@@ -33,6 +32,7 @@ from gan_lightning.metrics.suite import (
     add_real_as_fake,
     build_suite,
 )
+from gan_lightning.runs.checkpoints import load_generator
 from gan_lightning.sampling import resolve_device
 
 #: Table columns: (result key, header, digits); arrows say which way is better.

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from gan_lightning.errors import RunError
-from gan_lightning.run_folder import ensure_writable, resolve_ckpt_path
+from gan_lightning.runs.folder import ensure_writable, resolve_ckpt_path
 from gan_lightning.sweeps import checks, optuna_search, summary
 from gan_lightning.sweeps.jobs import FAILURE_FILE
 

@@ -19,11 +19,11 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.checkpoints import load_generator
 from gan_lightning.classifier import load_classifier
 from gan_lightning.config import CONFIG_DIR
 from gan_lightning.errors import SampleError, task_wrapper
 from gan_lightning.networks.latents import sample_latents
+from gan_lightning.runs.checkpoints import load_generator
 from gan_lightning.sampling import (
     check_digit,
     draw_samples,

@@ -24,11 +24,8 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from gan_lightning.build import build_gan_module, build_trainer, plain
-from gan_lightning.checkpoint_io import CheckpointWriteError, remove_partial_files
-from gan_lightning.checkpoints import check_resumable, load_checkpoint
 from gan_lightning.cli import refuse_unknown_options
 from gan_lightning.config import CONFIG_DIR, validate
-from gan_lightning.disk_space import estimate_run_bytes, warn_if_short_of_space
 from gan_lightning.errors import (
     ConfigError,
     DivergenceError,
@@ -36,11 +33,14 @@ from gan_lightning.errors import (
     expected_error,
     task_wrapper,
 )
-from gan_lightning.faults import describe_fault
-from gan_lightning.objective import objective_value, worst
-from gan_lightning.run_folder import ensure_writable, report_resume_point, resolve_ckpt_path
+from gan_lightning.runs.checkpoint_io import CheckpointWriteError, remove_partial_files
+from gan_lightning.runs.checkpoints import check_resumable, load_checkpoint
+from gan_lightning.runs.disk_space import estimate_run_bytes, warn_if_short_of_space
+from gan_lightning.runs.faults import describe_fault
+from gan_lightning.runs.folder import ensure_writable, report_resume_point, resolve_ckpt_path
 from gan_lightning.sweeps.checks import check_plugins, distributed_problem
 from gan_lightning.sweeps.jobs import FAILURE_FILE, JobRecord, record_failure, set_job_threads
+from gan_lightning.sweeps.objective import objective_value, worst
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan_lightning.checkpoint_io import AtomicCheckpointIO
+from gan_lightning.runs.checkpoint_io import AtomicCheckpointIO
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "conf"

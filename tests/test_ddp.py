@@ -9,8 +9,8 @@ import pytest
 import torch
 from reliability_helpers import run_cli
 
-from gan_lightning.checkpoints import load_checkpoint
 from gan_lightning.data import EpochBatchSampler
+from gan_lightning.runs.checkpoints import load_checkpoint
 
 
 def shards(num_items: int, world_size: int, epoch: int, **kwargs) -> list[list[int]]:

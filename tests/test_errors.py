@@ -56,8 +56,8 @@ def test_a_bug_keeps_its_own_exception_and_traceback() -> None:
 
 def test_every_error_class_of_the_project_derives_from_the_base() -> None:
     import gan_lightning.errors as errors
-    from gan_lightning.checkpoint_io import CheckpointWriteError
     from gan_lightning.data.idx import MissingDataError
+    from gan_lightning.runs.checkpoint_io import CheckpointWriteError
 
     classes = [
         value

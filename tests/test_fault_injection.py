@@ -35,8 +35,8 @@ from reliability_helpers import (
     scalar_curves,
 )
 
-from gan_lightning.checkpoint_io import PARTIAL_SUFFIX
-from gan_lightning.checkpoints import load_checkpoint
+from gan_lightning.runs.checkpoint_io import PARTIAL_SUFFIX
+from gan_lightning.runs.checkpoints import load_checkpoint
 from gan_lightning.train import train
 
 KILLS = 24

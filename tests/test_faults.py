@@ -15,16 +15,16 @@ import pytorch_lightning as pl
 import torch
 from reliability_helpers import compose_run
 
-from gan_lightning import checkpoint_io, disk_space
-from gan_lightning.checkpoint_io import (
+from gan_lightning.errors import RunFault
+from gan_lightning.runs import checkpoint_io, disk_space
+from gan_lightning.runs.checkpoint_io import (
     AtomicCheckpointIO,
     CheckpointWriteError,
     atomic_save,
     partial_path,
 )
-from gan_lightning.checkpoints import load_checkpoint, newest_complete_checkpoint
-from gan_lightning.errors import RunFault
-from gan_lightning.faults import TRACEBACK_FILE
+from gan_lightning.runs.checkpoints import load_checkpoint, newest_complete_checkpoint
+from gan_lightning.runs.faults import TRACEBACK_FILE
 from gan_lightning.train import train
 
 

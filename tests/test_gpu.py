@@ -24,8 +24,8 @@ from test_training_steps import changed, fit, snapshot
 
 from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.callbacks.metrics import GenerativeMetrics
-from gan_lightning.checkpoints import load_generator
-from gan_lightning.gan_module import GANModule
+from gan_lightning.gan.module import GANModule
+from gan_lightning.runs.checkpoints import load_generator
 from gan_lightning.sampling import draw_samples
 from gan_lightning.train import train
 

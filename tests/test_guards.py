@@ -10,9 +10,9 @@ import torch
 from reliability_helpers import compose_run, scalar_curves
 from torch import nn
 
-from gan_lightning.checkpoints import load_checkpoint
-from gan_lightning.divergence import NonFiniteGuard, nonfinite_parameters
 from gan_lightning.errors import DivergenceError
+from gan_lightning.gan.divergence import NonFiniteGuard, nonfinite_parameters
+from gan_lightning.runs.checkpoints import load_checkpoint
 from gan_lightning.train import train
 
 

@@ -16,33 +16,32 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gan_lightning"
 LAYERS: list[tuple[str, set[str]]] = [
     ("errors and version shims", {"errors", "compat"}),
     (
-        "parts: pure functions, networks, data",
+        "parts: networks, data, the GAN's pure parts, run files",
         {
             "networks",
             "data",
-            "objective",
-            "running_means",
-            "checkpoint_io",
-            "augment",
-            "losses",
-            "regularizers",
-            "tricks",
-            "ema",
+            "gan.losses",
+            "gan.regularizers",
+            "gan.tricks",
+            "gan.augment",
+            "gan.ema",
+            "gan.running_means",
+            "gan.divergence",
+            "runs.checkpoint_io",
+            "runs.disk_space",
             "pictures",
-            "divergence",
-            "disk_space",
         },
     ),
     (
         "library: the GAN module, metrics, checkpoints, sampling",
         {
-            "checkpoints",
+            "gan.module",
+            "runs.checkpoints",
+            "runs.faults",
+            "runs.folder",
             "classifier",
             "metrics",
-            "gan_module",
             "sampling",
-            "faults",
-            "run_folder",
         },
     ),
     ("Lightning callbacks", {"callbacks"}),
@@ -61,16 +60,23 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(source) for source in PACKAGE.rglob("*.py")}
+PACKAGES = {module_name(init) for init in PACKAGE.rglob("__init__.py")}
 
 
 def layer_of(module: str) -> int:
-    """The layer index of ``gan_lightning.<first part>``; the package root counts as bottom."""
-    parts = module.split(".")
-    if len(parts) == 1:
+    """The layer of ``gan_lightning.<name>``: the entry naming its longest dotted prefix.
+
+    A package (``networks``) places all its modules; a module of a package (``gan.module``)
+    places itself, so a package may span layers. A package's ``__init__`` counts as bottom.
+    """
+    parts = module.split(".")[1:]
+    for length in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:length])
+        for index, (_, names) in enumerate(LAYERS):
+            if prefix in names:
+                return index
+    if module in PACKAGES:
         return 0
-    for index, (_, names) in enumerate(LAYERS):
-        if parts[1] in names:
-            return index
     raise AssertionError(f"{module} is in no layer of tests/test_layers.py: give it one")
 
 

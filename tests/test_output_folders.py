@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from reliability_helpers import compose_run, run_cli
 
-from gan_lightning import run_folder
 from gan_lightning.errors import RunError
-from gan_lightning.run_folder import ensure_writable, resolve_ckpt_path
+from gan_lightning.runs import folder as run_folder
+from gan_lightning.runs.folder import ensure_writable, resolve_ckpt_path
 from gan_lightning.train import train
 
 

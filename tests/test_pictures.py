@@ -17,10 +17,11 @@ from sampling_helpers import make_classifier_file, train_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from gan_lightning import ema, pictures
+from gan_lightning import pictures
 from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.callbacks.pictures import TrainingPictures, picture_tag
 from gan_lightning.callbacks.summary import count_parameters
+from gan_lightning.gan import ema
 
 GREEN = (44, 160, 44)  # matplotlib's tab:green
 RED = (214, 39, 40)  # tab:red

@@ -10,7 +10,8 @@ import pytest
 import torch
 from test_training_steps import fit, snapshot
 
-from gan_lightning.ema import half_life_decay, sampling_copy
+from gan_lightning.gan.ema import half_life_decay, sampling_copy
+from gan_lightning.gan.tricks import Tricks
 from gan_lightning.networks.latents import sample_latents
 from gan_lightning.networks.lean import (
     ConditionalBatchNorm,
@@ -18,7 +19,6 @@ from gan_lightning.networks.lean import (
     LeanGenerator,
     MinibatchStdDev,
 )
-from gan_lightning.tricks import Tricks
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gan_lightning"
 

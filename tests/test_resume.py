@@ -19,7 +19,7 @@ from reliability_helpers import (
     scalar_curves,
 )
 
-from gan_lightning.checkpoints import load_checkpoint
+from gan_lightning.runs.checkpoints import load_checkpoint
 from gan_lightning.train import train
 
 #: Deterministic kernels, the averaged generator and a scheduler, so all of their states count.

@@ -10,8 +10,8 @@ import torch
 from hydra.utils import instantiate
 
 from gan_lightning.build import build_gan_module, build_trainer
+from gan_lightning.gan.running_means import RunningMeans
 from gan_lightning.pictures import read_scalars
-from gan_lightning.running_means import RunningMeans
 
 
 def test_means_are_weighted_by_batch_size_over_the_steps_that_reported_them() -> None:

@@ -20,9 +20,9 @@ from reliability_helpers import CONFIG_DIR, TINY, cli_env, run_cli
 from sampling_helpers import make_classifier_file
 
 from gan_lightning.hydra_callbacks import RunFolderCheck
-from gan_lightning.objective import objective_value, worst
 from gan_lightning.sweeps import checks
 from gan_lightning.sweeps.jobs import RESULT_FILE, available_cores, threads_per_job
+from gan_lightning.sweeps.objective import objective_value, worst
 
 
 def summary(sweep_dir: Path) -> list[dict[str, str]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan_lightning.checkpoints import load_checkpoint
+from gan_lightning.runs.checkpoints import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import torch
 from hydra.utils import instantiate
 
 from gan_lightning.build import build_gan_module
-from gan_lightning.gan_module import GANModule
-from gan_lightning.tricks import Tricks
+from gan_lightning.gan.module import GANModule
+from gan_lightning.gan.tricks import Tricks
 
 MODELS = ["mlp", "dcgan", "dcgan7", "fc", "cnn", "cgan", "lean", "lean_cgan"]
 LOSSES = ["bce", "minimax", "lsgan", "hinge", "wgan_gp"]

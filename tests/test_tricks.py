@@ -8,11 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from gan_lightning import augment, losses
-from gan_lightning.ema import make_ema, sampling_copy, update_ema_
-from gan_lightning.networks.mlp import MLPGenerator
-from gan_lightning.regularizers import r1_penalty, wgan_gradient_penalty
-from gan_lightning.tricks import (
+from gan_lightning.gan import augment, losses
+from gan_lightning.gan.ema import make_ema, sampling_copy, update_ema_
+from gan_lightning.gan.regularizers import r1_penalty, wgan_gradient_penalty
+from gan_lightning.gan.tricks import (
     InstanceNoise,
     Tricks,
     add_instance_noise,
@@ -20,6 +19,7 @@ from gan_lightning.tricks import (
     flip_targets,
     make_targets,
 )
+from gan_lightning.networks.mlp import MLPGenerator
 
 
 def test_constant_smoothing_sets_every_target() -> None:
@@ -196,7 +196,7 @@ def test_minimax_generator_gradient_saturates_where_non_saturating_does_not() ->
 
 
 def test_ema_decay_warms_up_so_the_random_start_fades_quickly() -> None:
-    from gan_lightning.ema import warmed_up_decay
+    from gan_lightning.gan.ema import warmed_up_decay
 
     assert warmed_up_decay(0.999, 0) == pytest.approx(0.1)
     assert warmed_up_decay(0.999, 890) == pytest.approx(0.99, abs=1e-4)

@@ -1,7 +1,7 @@
 """Ctrl-C, SIGTERM or a crash mid-run: save the state so far, and say how to resume.
 
 Divergence (a NaN/inf loss or weight) is the training step's own business
-(:mod:`gan_lightning.divergence`); a mode-collapse warning comes from the metrics callback that
+(:mod:`gan_lightning.gan.divergence`); a mode-collapse warning comes from the metrics callback that
 measures the class histogram; TensorBoard's side of a resume is in
 :mod:`gan_lightning.callbacks.tensorboard`.
 """
@@ -18,10 +18,10 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
 
-from gan_lightning.checkpoint_io import DISK_FULL, CheckpointWriteError
-from gan_lightning.checkpoints import read_saved_state
 from gan_lightning.errors import DivergenceError
-from gan_lightning.faults import resume_command, training_finished
+from gan_lightning.runs.checkpoint_io import DISK_FULL, CheckpointWriteError
+from gan_lightning.runs.checkpoints import read_saved_state
+from gan_lightning.runs.faults import resume_command, training_finished
 
 log = logging.getLogger(__name__)
 

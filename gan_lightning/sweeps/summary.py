@@ -20,8 +20,8 @@ import yaml
 from rich import box
 from rich.table import Table
 
-from gan_lightning.objective import direction, sort_key
 from gan_lightning.sweeps.jobs import FAILURE_FILE, RESULT_FILE
+from gan_lightning.sweeps.objective import direction, sort_key
 
 #: metrics.json keys shown per job, and their column titles.
 METRIC_COLUMNS = (

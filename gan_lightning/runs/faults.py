@@ -22,8 +22,8 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 
-from gan_lightning.checkpoint_io import DISK_FULL, CheckpointWriteError, write_failure_reason
-from gan_lightning.checkpoints import SavedState, newest_complete_checkpoint
+from gan_lightning.runs.checkpoint_io import DISK_FULL, CheckpointWriteError, write_failure_reason
+from gan_lightning.runs.checkpoints import SavedState, newest_complete_checkpoint
 
 TRACEBACK_FILE = "traceback.txt"
 

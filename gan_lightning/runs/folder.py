@@ -12,8 +12,8 @@ import logging
 import os
 from pathlib import Path
 
-from gan_lightning.checkpoints import newest_complete_checkpoint, read_saved_state
 from gan_lightning.errors import RunError
+from gan_lightning.runs.checkpoints import newest_complete_checkpoint, read_saved_state
 
 log = logging.getLogger(__name__)
 

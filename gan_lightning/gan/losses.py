@@ -2,7 +2,7 @@
 
 Every discriminator in this project returns raw logits, so each loss applies its own squashing
 (or none, for hinge and Wasserstein). A loss never sees the networks: regularizers that need
-gradients with respect to D's inputs live in :mod:`gan_lightning.regularizers`.
+gradients with respect to D's inputs live in :mod:`gan_lightning.gan.regularizers`.
 
 ``real_targets`` / ``fake_targets`` carry label smoothing and flipping. Losses whose objective is
 not a classification (hinge, Wasserstein) have ``uses_targets = False``; the trick validation

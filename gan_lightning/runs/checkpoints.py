@@ -22,8 +22,8 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from gan_lightning.ema import sampling_copy
 from gan_lightning.errors import CheckpointError
+from gan_lightning.gan.ema import sampling_copy
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,12 @@ STRUCTURAL_KEYS = (
 )
 #: The only classes a file may ask to build (see :func:`instantiate_network`).
 NETWORK_PACKAGE = "gan_lightning.networks."
+#: ``_target_`` prefixes of modules that moved when the package took its layered layout
+#: (``gan/``, ``runs/``), old -> new. Checkpoints written before the move name the old ones.
+MOVED_TARGETS = {
+    "gan_lightning.losses.": "gan_lightning.gan.losses.",
+    "gan_lightning.checkpoint_io.": "gan_lightning.runs.checkpoint_io.",
+}
 #: Keys expected to change on resume, never reported: more epochs, and where things are read
 #: from or written to (a checkpoint resumed into another folder resolves these differently).
 RESUME_KEYS = (
@@ -301,11 +307,38 @@ def instantiate_network(config: Mapping[str, Any], where: str) -> Any:
     return instantiate(config)
 
 
+def moved_target(target: str) -> str | None:
+    """Where ``target`` lives now if its module moved (see :data:`MOVED_TARGETS`), else None."""
+    for old, new in MOVED_TARGETS.items():
+        if target.startswith(old):
+            return new + target.removeprefix(old)
+    return None
+
+
+def with_current_targets(config: Any) -> Any:
+    """``config`` with every ``_target_`` of a moved module renamed to where it lives now."""
+    if isinstance(config, Mapping):
+        return {
+            key: (moved_target(value) or value)
+            if key == "_target_" and isinstance(value, str)
+            else with_current_targets(value)
+            for key, value in config.items()
+        }
+    if isinstance(config, list | tuple):
+        return [with_current_targets(child) for child in config]
+    return config
+
+
 def run_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
+    """The run config saved in ``checkpoint``, in today's module layout.
+
+    Renaming moved ``_target_``s here keeps an old checkpoint resumable without a spurious
+    "settings differ" warning, and sampling and evaluating from it unchanged.
+    """
     config = checkpoint.get("run_config")
     if not config or "model" not in config:
         raise CheckpointError(f"{path} holds no gan-lightning run config; was it made by `train`?")
-    return config
+    return with_current_targets(config)
 
 
 def load_generator(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:

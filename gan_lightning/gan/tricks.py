@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gan_lightning.augment import check_policies
+from gan_lightning.gan.augment import check_policies
 
 #: A target is off (None), a constant (seed 004: real = 0.9), or a uniform range per sample
 #: (seed 002: real in [0.7, 1.0], fake in [0.0, 0.3]).

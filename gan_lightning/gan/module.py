@@ -2,15 +2,15 @@
 
 Manual optimization (Lightning's GAN example shape): each network has its own optimizer and is
 stepped with ``toggle_optimizer`` / ``manual_backward`` / ``step``. Everything that varies between
-GAN recipes comes in from config: networks, optimizers, the loss (:mod:`gan_lightning.losses`),
-regularizers and the tricks (:mod:`gan_lightning.tricks`); the step only composes them.
+GAN recipes comes in from config: networks, optimizers, the loss (:mod:`gan_lightning.gan.losses`),
+regularizers and the tricks (:mod:`gan_lightning.gan.tricks`); the step only composes them.
 
 Lightning's ``global_step`` rises once per optimizer step (twice per batch here), so the module
 keeps its own ``d_steps`` / ``g_steps`` counters and they travel in the checkpoint.
 
 Per-step scalars reach ``self.log`` only on the batches whose values Lightning writes (every
 ``trainer.log_every_n_steps``); their epoch means are summed on the device meanwhile
-(:class:`~gan_lightning.running_means.RunningMeans`) and logged once at the epoch end. The tags
+(:class:`~gan_lightning.gan.running_means.RunningMeans`) and logged once at the epoch end. The tags
 stay Lightning's ``<name>_step`` / ``<name>_epoch``; logging never reads a value back to the
 host.
 """
@@ -28,23 +28,23 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from gan_lightning import ema as ema_lib
-from gan_lightning.augment import diff_augment
-from gan_lightning.checkpoints import capture_rng_states, restore_rng_states, state_mismatch
 from gan_lightning.compat import step_metrics_due
-from gan_lightning.divergence import (
+from gan_lightning.errors import CheckpointError, ConfigError, DivergenceError
+from gan_lightning.gan import ema as ema_lib
+from gan_lightning.gan.augment import diff_augment
+from gan_lightning.gan.divergence import (
     NonFiniteGuard,
     divergence_message,
     first_names,
     nonfinite_parameters,
 )
-from gan_lightning.errors import CheckpointError, ConfigError, DivergenceError
-from gan_lightning.losses import GANLoss
+from gan_lightning.gan.losses import GANLoss
+from gan_lightning.gan.regularizers import r1_penalty, wgan_gradient_penalty
+from gan_lightning.gan.running_means import RunningMeans
+from gan_lightning.gan.tricks import Tricks, add_instance_noise, discriminator_targets
 from gan_lightning.networks.init import apply_spectral_norm_, initialize_
 from gan_lightning.networks.latents import sample_latents
-from gan_lightning.regularizers import r1_penalty, wgan_gradient_penalty
-from gan_lightning.running_means import RunningMeans
-from gan_lightning.tricks import Tricks, add_instance_noise, discriminator_targets
+from gan_lightning.runs.checkpoints import capture_rng_states, restore_rng_states, state_mismatch
 
 log = logging.getLogger(__name__)
 
