@@ -26,9 +26,12 @@ from torchvision.utils import make_grid, save_image
 MATCH_COLOR = "tab:green"
 MISMATCH_COLOR = "tab:red"
 #: (panel title, metric names) of the loss-curve figure; the names are ``self.log`` keys.
+#: A run logs D's outputs either as probabilities or, for hinge and WGAN, as raw scores
+#: (``GANLoss.discriminator_outputs``); the panel draws whichever pair is there.
+PROBABILITIES = ("D(x)", "D(G(z))")
 CURVE_PANELS = (
     ("losses", ("loss/d", "loss/g")),
-    ("discriminator outputs (sigmoid)", ("D(x)", "D(G(z))")),
+    ("discriminator outputs", (*PROBABILITIES, "D_score(x)", "D_score(G(z))")),
 )
 
 
@@ -211,8 +214,7 @@ def save_loss_curves(event_dir: str | Path, path: str | Path) -> Path:
     """D and G losses and D's outputs against batches, read back from the run's event files.
 
     Reading what ``self.log`` wrote (rather than keeping a second list of losses) means the
-    picture shows exactly the curves TensorBoard shows. Each metric appears as its per-batch
-    series (thin) and its per-epoch mean (thick, at the epoch's last batch) when logged.
+    picture shows exactly the curves TensorBoard shows.
     """
     scalars = read_scalars(event_dir)
     names = [name for _, panel in CURVE_PANELS for name in panel]
@@ -221,6 +223,14 @@ def save_loss_curves(event_dir: str | Path, path: str | Path) -> Path:
             f"{event_dir} holds none of the scalars {names} (found: {sorted(scalars)}); "
             "pass the run's tensorboard/ folder"
         )
+    path = _prepare(path)
+    loss_curves(scalars).savefig(path, dpi=100)
+    return path
+
+
+def loss_curves(scalars: dict[str, tuple[list[int], list[float]]]) -> Figure:
+    """One panel per entry of :data:`CURVE_PANELS`: each metric's per-batch series (thin) and
+    its per-epoch mean (thick, at the epoch's last batch), where logged."""
     figure = Figure(figsize=(12, 4.5), layout="constrained")
     axes = figure.subplots(1, len(CURVE_PANELS))
     for ax, (title, panel) in zip(axes, CURVE_PANELS, strict=True):
@@ -238,7 +248,7 @@ def save_loss_curves(event_dir: str | Path, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(loc="best")
-    axes[1].set_ylim(-0.02, 1.02)
-    path = _prepare(path)
-    figure.savefig(path, dpi=100)
-    return path
+    # Probabilities on their whole range; a critic's scores are unbounded.
+    if any(line.get_label().startswith(PROBABILITIES) for line in axes[1].lines):
+        axes[1].set_ylim(-0.02, 1.02)
+    return figure

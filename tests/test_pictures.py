@@ -216,3 +216,16 @@ def test_pictures_are_seeded_and_leave_the_global_rng_alone(
     callback.on_train_end(trainer, module)
     assert torch.equal(torch.get_rng_state(), rng_state)
     assert (run / "pictures" / "final_samples_10x10.png").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("outputs", "bounded"), [(("D(x)", "D(G(z))"), True), (("D_score(x)", "D_score(G(z))"), False)]
+)
+def test_d_outputs_share_the_probability_range_only_when_they_are_probabilities(
+    outputs: tuple[str, str], bounded: bool
+) -> None:
+    scalars = {f"{name}_step": ([0, 1, 2], [3.0, -4.0, 5.0]) for name in outputs}
+    panel = pictures.loss_curves(scalars).axes[1]
+    assert [line.get_label() for line in panel.lines] == list(outputs)
+    low, high = panel.get_ylim()
+    assert (high < 1.1) if bounded else (low < -4 and high > 5)

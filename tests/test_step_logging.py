@@ -86,3 +86,11 @@ def test_epoch_means_equal_the_mean_of_every_step_value(
             values = [value for value, d_stepped in zip(values, stepped, strict=True) if d_stepped]
         (epoch_mean,) = scalars[f"{name}_epoch"][1]
         assert epoch_mean == pytest.approx(sum(values) / len(values), rel=1e-5), name
+
+
+def test_a_critics_outputs_are_logged_as_raw_scores_not_probabilities(
+    compose_train, tmp_path: Path
+) -> None:
+    scalars = fit_and_read_scalars(compose_train, tmp_path, "loss=hinge")
+    assert {"D_score(x)_step", "D_score(G(z))_epoch"} <= set(scalars)
+    assert not {name for name in scalars if name.startswith(("D(x)", "D(G(z))"))}

@@ -17,13 +17,16 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 
 from gan_lightning.compat import event_writer, logged_step
 
+#: D's outputs: D(x) for the BCE family, D_score(x) for hinge and WGAN
+#: (``GANLoss.discriminator_outputs``); a run logs one of the two pairs.
+_D_REAL, _D_FAKE = r"D(_score)?\(x\)", r"D(_score)?\(G\(z\)\)"
 #: Custom-scalars layout: each chart overlays several tags (regexes) of one run.
 LAYOUT = {
     "GAN": {
         "losses per step": ["Multiline", [r"loss/d_step", r"loss/g_step"]],
         "losses per epoch": ["Multiline", [r"loss/d_epoch", r"loss/g_epoch"]],
-        "D outputs per step": ["Multiline", [r"D\(x\)_step", r"D\(G\(z\)\)_step"]],
-        "D outputs per epoch": ["Multiline", [r"D\(x\)_epoch", r"D\(G\(z\)\)_epoch"]],
+        "D outputs per step": ["Multiline", [f"{_D_REAL}_step", f"{_D_FAKE}_step"]],
+        "D outputs per epoch": ["Multiline", [f"{_D_REAL}_epoch", f"{_D_FAKE}_epoch"]],
     }
 }
 

@@ -7,6 +7,11 @@ gradients with respect to D's inputs live in :mod:`gan_lightning.gan.regularizer
 ``real_targets`` / ``fake_targets`` carry label smoothing and flipping. Losses whose objective is
 not a classification (hinge, Wasserstein) have ``uses_targets = False``; the trick validation
 refuses smoothing or flipping with them instead of silently ignoring it.
+
+Each loss also says how D's outputs read (:meth:`GANLoss.discriminator_outputs`): the BCE family
+logs them as probabilities ``D(x)`` / ``D(G(z))``; hinge and WGAN critics output unbounded
+scores, logged raw as ``D_score(x)`` / ``D_score(G(z))`` so nobody reads a sigmoid of them as
+a probability.
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ class GANLoss:
 
     def generator_loss(self, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def discriminator_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        """D's mean verdict on real and fake images, named for what it is (logged every step)."""
+        return {
+            "D(x)": torch.sigmoid(real_logits).mean(),
+            "D(G(z))": torch.sigmoid(fake_logits).mean(),
+        }
 
     def __repr__(self) -> str:
         return type(self).__name__
@@ -67,6 +79,10 @@ class MinimaxLoss(NonSaturatingLoss):
 class LeastSquaresLoss(GANLoss):
     """LSGAN (Mao et al. 2017): squared distance of the logits to the targets."""
 
+    def discriminator_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        """D regresses its raw output onto the targets 1 and 0, so that output is the verdict."""
+        return {"D(x)": real_logits.mean(), "D(G(z))": fake_logits.mean()}
+
     def discriminator_loss(
         self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor
     ) -> dict[str, Tensor]:
@@ -79,10 +95,17 @@ class LeastSquaresLoss(GANLoss):
         return 0.5 * F.mse_loss(fake_logits, torch.ones_like(fake_logits))
 
 
-class HingeLoss(GANLoss):
-    """Hinge loss (Lim & Ye 2017; SN-GAN, BigGAN)."""
+class ScoreLoss(GANLoss):
+    """Base of the losses whose D is a critic: unbounded scores, no real/fake targets."""
 
     uses_targets = False
+
+    def discriminator_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        return {"D_score(x)": real_logits.mean(), "D_score(G(z))": fake_logits.mean()}
+
+
+class HingeLoss(ScoreLoss):
+    """Hinge loss (Lim & Ye 2017; SN-GAN, BigGAN)."""
 
     def discriminator_loss(
         self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor
@@ -93,10 +116,8 @@ class HingeLoss(GANLoss):
         return -fake_logits.mean()
 
 
-class WassersteinGPLoss(GANLoss):
+class WassersteinGPLoss(ScoreLoss):
     """WGAN-GP (Gulrajani et al. 2017): critic scores plus a gradient penalty on interpolates."""
-
-    uses_targets = False
 
     def __init__(self, gradient_penalty_weight: float = 10.0) -> None:
         if gradient_penalty_weight < 0:

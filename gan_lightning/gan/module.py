@@ -39,7 +39,7 @@ from gan_lightning.gan.divergence import (
     nonfinite_parameters,
 )
 from gan_lightning.gan.losses import GANLoss
-from gan_lightning.gan.regularizers import r1_penalty, wgan_gradient_penalty
+from gan_lightning.gan.regularizers import DiscriminatorPenalties
 from gan_lightning.gan.running_means import RunningMeans
 from gan_lightning.gan.tricks import Tricks, add_instance_noise, discriminator_targets
 from gan_lightning.networks.init import apply_spectral_norm_, initialize_
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+#: A batch of fakes and the labels they were drawn for (None for an unconditional G).
+Fakes = tuple[Tensor, Tensor | None]
 
 
 class GANModule(pl.LightningModule):
@@ -107,6 +109,7 @@ class GANModule(pl.LightningModule):
         if guide_classifier is not None:
             guide_classifier.requires_grad_(False).eval()
         self.loss = loss
+        self.penalties = DiscriminatorPenalties(loss.gradient_penalty_weight, self.tricks.r1_gamma)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         self.g_scheduler = g_scheduler
@@ -189,28 +192,91 @@ class GANModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        real, real_labels = batch
-        if self.memory_format == torch.channels_last:
-            real = real.contiguous(memory_format=self.memory_format)
+        real, real_labels = self._real_batch(batch)
+        batch_size, tricks = real.shape[0], self.tricks
         opt_g, opt_d = self.optimizers()
-        logs: dict[str, Tensor] = {}
-        batch_size = real.shape[0]
-        fakes: tuple[Tensor, Tensor | None] | None = None
-        if batch_idx % self.tricks.d_every_n_batches == 0:
-            # Projection discriminators judge real images against their true class.
-            real_labels = real_labels if self.conditional else None
-            if self.tricks.reuse_fakes and batch_idx % self.tricks.n_critic == 0:
+        g_due = batch_idx % tricks.n_critic == 0
+        fakes, logs = None, {}
+        if batch_idx % tricks.d_every_n_batches == 0:
+            if tricks.reuse_fakes and g_due:
                 # Drawn with G's graph kept, before D's toggle freezes G: the G step below
                 # backpropagates through these same images.
-                fake_labels = self.sample_labels(batch_size)
-                fakes = (self.generate(batch_size, fake_labels), fake_labels)
-            logs.update(self._discriminator_step(real, real_labels, opt_d, fakes))
-        if batch_idx % self.tricks.n_critic == 0:
-            for _ in range(self.tricks.g_steps_per_d):
-                # Only the first G step can reuse: after it G has changed.
-                logs.update(self._generator_step(batch_size, opt_g, fakes))
-                fakes = None
+                fakes = self._fakes(batch_size)
+            logs |= self._discriminator_step(opt_d, real, real_labels, fakes)
+        if g_due:
+            for _ in range(tricks.g_steps_per_d):
+                logs |= self._generator_step(opt_g, batch_size, fakes)
+                fakes = None  # only the first G step can reuse them: after it G has changed
         self._log_step(logs, batch_size=batch_size)
+
+    def _discriminator_step(
+        self, opt_d: Optimizer, real: Tensor, real_labels: Tensor | None, fakes: Fakes | None
+    ) -> dict[str, Tensor]:
+        self.toggle_optimizer(opt_d)
+        if fakes is None:
+            with torch.no_grad():
+                fakes = self._fakes(real.shape[0])
+        # Under autocast G emits bf16/fp16; D's inputs and the penalties stay in real's dtype.
+        fake, fake_labels = fakes[0].detach().to(real.dtype), fakes[1]
+        real_in, fake_in = self._discriminator_inputs(real), self._discriminator_inputs(fake)
+        real_in.requires_grad_(self.penalties.needs_real_grad)
+        # Losses in fp32 whatever the autocast dtype (BCE/MSE would be, hinge/WGAN would not).
+        real_logits = self.discriminator(real_in, real_labels).float()
+        fake_logits = self.discriminator(fake_in, fake_labels).float()
+        real_targets, fake_targets = discriminator_targets(self.tricks, real_logits.detach())
+        terms = self.loss.discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
+        terms |= self.penalties(self.discriminator, real_in, real_logits, fake_in, fake_labels)
+        loss = torch.stack(list(terms.values())).sum()
+        self._optimize(opt_d, loss, "discriminator")
+        self.untoggle_optimizer(opt_d)
+        self.d_steps += 1
+        logs = self._step_logs("d", loss, terms)
+        return logs | self.loss.discriminator_outputs(real_logits.detach(), fake_logits.detach())
+
+    def _generator_step(
+        self, opt_g: Optimizer, batch_size: int, fakes: Fakes | None
+    ) -> dict[str, Tensor]:
+        self.toggle_optimizer(opt_g)
+        fake, labels = fakes if fakes is not None else self._fakes(batch_size)
+        fake_logits = self.discriminator(self._discriminator_inputs(fake), labels).float()
+        terms = {"adversarial": self.loss.generator_loss(fake_logits)}
+        loss = terms["adversarial"]
+        alpha = self.tricks.classifier_guidance.alpha_at(self.current_epoch)
+        if self.guide_classifier is not None and alpha > 0:
+            terms["guidance"] = F.cross_entropy(self.guide_classifier(fake), labels)
+            loss = (1.0 - alpha) * loss + alpha * terms["guidance"]
+        self._optimize(opt_g, loss, "generator")
+        self.untoggle_optimizer(opt_g)
+        self.g_steps += 1
+        if self.g_ema is not None:
+            ema_lib.update_ema_(self.g_ema, self.generator, self._ema_decay(batch_size))
+        return self._step_logs("g", loss, terms)
+
+    # ------------------------------------------------------------------ step helpers
+    def _real_batch(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """The real images in the configured memory format, and their labels if D uses them."""
+        real, labels = batch
+        if self.memory_format == torch.channels_last:
+            real = real.contiguous(memory_format=self.memory_format)
+        # Projection discriminators judge real images against their true class.
+        return real, labels if self.conditional else None
+
+    def _fakes(self, batch_size: int) -> Fakes:
+        """Fresh fakes from the live generator (graph kept: G's step backpropagates through)."""
+        labels = self.sample_labels(batch_size)
+        return self.generate(batch_size, labels), labels
+
+    def _discriminator_inputs(self, images: Tensor) -> Tensor:
+        """What D sees of real and fake alike: DiffAugment, then instance noise."""
+        images = diff_augment(images, self.tricks.diffaugment)
+        return add_instance_noise(images, self.tricks.instance_noise.std_at(self.d_steps))
+
+    @staticmethod
+    def _step_logs(network: str, loss: Tensor, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``loss/<network>`` and each of its terms under ``loss/<network>/<term>``, detached."""
+        logs = {f"loss/{network}/{name}": value.detach() for name, value in terms.items()}
+        logs[f"loss/{network}"] = loss.detach()
+        return logs
 
     def _log_step(self, logs: dict[str, Tensor], batch_size: int) -> None:
         self.epoch_means.update(logs, weight=batch_size)
@@ -227,80 +293,6 @@ class GANModule(pl.LightningModule):
         epoch_logs = {f"{name}_epoch": value for name, value in means.items()}
         self.log_dict(epoch_logs, on_epoch=True, sync_dist=True)
         self.epoch_means.reset()
-
-    def _discriminator_inputs(self, images: Tensor) -> Tensor:
-        images = diff_augment(images, self.tricks.diffaugment)
-        return add_instance_noise(images, self.tricks.instance_noise.std_at(self.d_steps))
-
-    def _discriminator_step(
-        self,
-        real: Tensor,
-        real_labels: Tensor | None,
-        opt_d: Optimizer,
-        fakes: tuple[Tensor, Tensor | None] | None = None,
-    ) -> dict[str, Tensor]:
-        tricks = self.tricks
-        self.toggle_optimizer(opt_d)
-        batch_size = real.shape[0]
-        if fakes is None:
-            fake_labels = self.sample_labels(batch_size)
-            with torch.no_grad():
-                fake = self.generate(batch_size, fake_labels)
-        else:
-            fake, fake_labels = fakes[0].detach(), fakes[1]
-        # Under autocast G emits bf16/fp16; D's inputs and the penalties stay in real's dtype.
-        fake = fake.to(real.dtype)
-        real_in = self._discriminator_inputs(real)
-        fake_in = self._discriminator_inputs(fake)
-        if tricks.r1_gamma > 0:
-            real_in.requires_grad_(True)
-        # Losses in fp32 whatever the autocast dtype (BCE/MSE would be, hinge/WGAN would not).
-        real_logits = self.discriminator(real_in, real_labels).float()
-        fake_logits = self.discriminator(fake_in, fake_labels).float()
-        real_targets, fake_targets = discriminator_targets(tricks, real_logits.detach())
-        terms = self.loss.discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
-        if self.loss.gradient_penalty_weight > 0:
-            terms["gp"] = self.loss.gradient_penalty_weight * wgan_gradient_penalty(
-                self.discriminator, real_in, fake_in, fake_labels
-            )
-        if tricks.r1_gamma > 0:
-            terms["r1"] = 0.5 * tricks.r1_gamma * r1_penalty(real_logits, real_in)
-        loss = torch.stack(list(terms.values())).sum()
-        self._optimize(opt_d, loss, "discriminator")
-        self.untoggle_optimizer(opt_d)
-        self.d_steps += 1
-        logs = {f"loss/d/{name}": value.detach() for name, value in terms.items()}
-        logs["loss/d"] = loss.detach()
-        logs["D(x)"] = torch.sigmoid(real_logits.detach()).mean()
-        logs["D(G(z))"] = torch.sigmoid(fake_logits.detach()).mean()
-        return logs
-
-    def _generator_step(
-        self, batch_size: int, opt_g: Optimizer, fakes: tuple[Tensor, Tensor | None] | None = None
-    ) -> dict[str, Tensor]:
-        self.toggle_optimizer(opt_g)
-        if fakes is None:
-            labels = self.sample_labels(batch_size)
-            fake = self.generate(batch_size, labels)
-        else:
-            fake, labels = fakes
-        fake_logits = self.discriminator(self._discriminator_inputs(fake), labels).float()
-        adversarial = self.loss.generator_loss(fake_logits)
-        logs = {"loss/g/adversarial": adversarial.detach()}
-        alpha = self.tricks.classifier_guidance.alpha_at(self.current_epoch)
-        if self.guide_classifier is not None and alpha > 0:
-            guidance = F.cross_entropy(self.guide_classifier(fake), labels)
-            loss = (1.0 - alpha) * adversarial + alpha * guidance
-            logs["loss/g/guidance"] = guidance.detach()
-        else:
-            loss = adversarial
-        self._optimize(opt_g, loss, "generator")
-        self.untoggle_optimizer(opt_g)
-        self.g_steps += 1
-        if self.g_ema is not None:
-            ema_lib.update_ema_(self.g_ema, self.generator, self._ema_decay(batch_size))
-        logs["loss/g"] = loss.detach()
-        return logs
 
     def _ema_decay(self, batch_size: int) -> float:
         tricks = self.tricks
