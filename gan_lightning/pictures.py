@@ -60,12 +60,29 @@ def agreement(targets: Tensor, predictions: Tensor) -> float:
     return (targets.cpu() == predictions.cpu()).float().mean().item()
 
 
+def annotation(target: int, answer: int, class_names: Sequence[str] | None = None) -> str:
+    """``T:<target> C:<classifier's answer>``, by name when the data names its classes.
+
+    Digits fit one line; longer names (Fashion-MNIST's ``data.class_names``) get one each.
+    """
+    if class_names is None:
+        return f"T:{target} C:{answer}"
+    target_name, answer_name = class_names[target], class_names[answer]
+    separator = " " if len(target_name) + len(answer_name) <= 4 else "\n"
+    return f"T:{target_name}{separator}C:{answer_name}"
+
+
 def save_annotated_grid(
-    images: Tensor, targets: Tensor, predictions: Tensor, path: str | Path, ncols: int = 10
+    images: Tensor,
+    targets: Tensor,
+    predictions: Tensor,
+    path: str | Path,
+    ncols: int = 10,
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Seed 000's picture: each sample titled ``T:<target> C:<classifier's answer>``.
 
-    Titles are green when the classifier reads the digit the generator was asked for and red
+    Titles are green when the classifier reads the class the generator was asked for and red
     otherwise; the overall agreement is the figure's title.
     """
     count = images.shape[0]
@@ -85,10 +102,12 @@ def save_annotated_grid(
         target, answer = int(targets[index]), int(predictions[index])
         ax.imshow(pixels[index], cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
         color = MATCH_COLOR if target == answer else MISMATCH_COLOR
-        ax.set_title(f"T:{target} C:{answer}", color=color, fontsize=10, fontweight="bold")
+        title = annotation(target, answer, class_names)
+        size = 10 if "\n" not in title else 7
+        ax.set_title(title, color=color, fontsize=size, fontweight="bold")
     correct = int((targets.cpu() == predictions.cpu()).sum())
     figure.suptitle(
-        f"target digit (T) vs classifier (C): {correct}/{count} agree "
+        f"target class (T) vs classifier (C): {correct}/{count} agree "
         f"({agreement(targets, predictions):.0%})"
     )
     path = _prepare(path)

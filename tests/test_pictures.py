@@ -229,3 +229,10 @@ def test_d_outputs_share_the_probability_range_only_when_they_are_probabilities(
     assert [line.get_label() for line in panel.lines] == list(outputs)
     low, high = panel.get_ylim()
     assert (high < 1.1) if bounded else (low < -4 and high > 5)
+
+
+def test_annotations_name_the_classes_when_the_data_names_them() -> None:
+    digits = [str(i) for i in range(10)]
+    fashion = ["T-shirt/top", "Trouser", *(f"class {i}" for i in range(2, 9)), "Ankle boot"]
+    assert pictures.annotation(3, 5) == pictures.annotation(3, 5, digits) == "T:3 C:5"
+    assert pictures.annotation(9, 1, fashion) == "T:Ankle boot\nC:Trouser"

@@ -86,7 +86,7 @@ class TrainingPictures(pl.Callback):
             self._final_samples(generator, rng, folder),
             self._real_vs_fake(trainer, generator, rng, folder),
             self._interpolation(generator, rng, folder),
-            self._annotated_samples(generator, rng, folder),
+            self._annotated_samples(generator, rng, folder, trainer.datamodule),
             self._progress_gif(run_dir / "samples", folder),
             self._loss_curves(logger, folder),
         ]
@@ -134,7 +134,11 @@ class TrainingPictures(pl.Callback):
         return pictures.save_grid(images, folder / "interpolation.png", self.interpolation_steps)
 
     def _annotated_samples(
-        self, generator: nn.Module, rng: torch.Generator, folder: Path
+        self,
+        generator: nn.Module,
+        rng: torch.Generator,
+        folder: Path,
+        datamodule: pl.LightningDataModule | None,
     ) -> Path | None:
         """Seed 000's grid: target digit vs classifier answer, accuracy in the file name."""
         if not generator.num_classes:
@@ -162,7 +166,10 @@ class TrainingPictures(pl.Callback):
         for stale in folder.glob("annotated_samples_acc=*.png"):
             stale.unlink()
         path = folder / f"annotated_samples_acc={accuracy}.png"
-        return pictures.save_annotated_grid(images, targets, answers, path, generator.num_classes)
+        names = getattr(datamodule, "class_names", None)  # data.class_names
+        return pictures.save_annotated_grid(
+            images, targets, answers, path, generator.num_classes, class_names=names
+        )
 
     def _progress_gif(self, samples_dir: Path, folder: Path) -> Path | None:
         """Seed 001/003's animation of the fixed-noise grids, captioned with their epoch."""
