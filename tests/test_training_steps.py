@@ -65,9 +65,8 @@ def test_every_architecture_trains_with_every_loss(compose_train, model: str, lo
     g_before, d_before = snapshot(module.generator), snapshot(module.discriminator)
     fit(cfg, batches=1, module=module)
     assert module.d_steps == 1 and module.g_steps == 1
+    # Finite weights need no assert: the epoch end raises DivergenceError on NaN/inf weights.
     assert changed(g_before, module.generator) and changed(d_before, module.discriminator)
-    for net in (module.generator, module.discriminator):
-        assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
 def test_discriminator_step_changes_only_the_discriminator(compose_train, monkeypatch) -> None:
