@@ -92,3 +92,14 @@ def test_readme_hydra_command_composes(module: str, overrides: list[str]) -> Non
 def test_readme_shows_every_entry_point() -> None:
     shown = {module for module, _ in hydra_commands()}
     assert shown == set(ENTRY_CONFIGS)
+
+
+def test_the_code_map_names_only_modules_that_exist() -> None:
+    """README's "How the code is laid out" lists every layer's modules: none may be stale."""
+    section = README.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`((?:[a-z_]+/)*[a-z_]+(?:\.py|/))`", section))
+    package = REPO / "gan_lightning"
+    missing = [
+        name for name in sorted(named) if not ((package / name).exists() or (REPO / name).exists())
+    ]
+    assert len(named) > 20 and missing == []
