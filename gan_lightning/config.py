@@ -1,10 +1,11 @@
 """Validate a composed run config before any data or network work starts.
 
 Hydra already refuses unknown keys at compose time (configs are in struct mode), so what is left
-is values: types and ranges. OmegaConf schemas can type a key but cannot express a range
-("lr > 0") or the unions the tricks use (a target is null, a number or a range), so the checks
-live in one table of rules here, plus the self-validating dataclasses of the groups that have
-one (``Tricks`` for ``tricks``, ``NonFiniteGuard`` for ``guard``).
+is values: types and ranges. Each value is checked in one place. The object that uses a group
+checks it (``Tricks`` for ``tricks``, ``NonFiniteGuard`` for ``guard``, the data module for
+``data``, the metrics callback for ``metrics``, the loss for ``loss``), and :func:`validate`
+builds those, which reads no data. This module keeps the rules no such object owns before
+training (seed, optimizers, schedulers, trainer, model sizes) and the checks that span groups.
 Every problem found is reported at once, each naming the key, the value and what is allowed.
 """
 
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gan_lightning.errors import ConfigError
@@ -49,29 +52,13 @@ def _non_negative(value: Any) -> bool:
     return _is_number(value) and value >= 0
 
 
-def _unit(value: Any) -> bool:
-    """In [0, 1]."""
-    return _is_number(value) and 0 <= value <= 1
-
-
 def _unit_open(value: Any) -> bool:
     """In [0, 1)."""
-    return _unit(value) and value < 1
+    return _is_number(value) and 0 <= value < 1
 
 
 def _betas(value: Any) -> bool:
     return isinstance(value, list | tuple) and len(value) == 2 and all(map(_unit_open, value))
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _target(value: Any) -> bool:
-    # A smoothed D target: one number, or a [low, high] range drawn per sample.
-    if isinstance(value, list | tuple):
-        return len(value) == 2 and all(map(_unit, value)) and value[0] <= value[1]
-    return _unit(value)
 
 
 def _train_batches(value: Any) -> bool:
@@ -79,11 +66,6 @@ def _train_batches(value: Any) -> bool:
     if isinstance(value, float):
         return 0 < value <= 1
     return _is_int(value) and value >= 1
-
-
-def _share(value: Any) -> bool:
-    """In (0, 1]."""
-    return _is_number(value) and 0 < value <= 1
 
 
 def _duration(value: Any) -> bool:
@@ -99,7 +81,6 @@ class Rule:
     required: bool = True  # False: checked only when the key is present (e.g. betas for Adam)
 
 
-_TARGET = "null, a number in [0, 1] or a range [low, high] within [0, 1]"
 _OPTIMIZER_RULES = (
     ("lr", _positive, "a number > 0", True),
     ("betas", _betas, "two numbers in [0, 1), e.g. [0.5, 0.999]", False),
@@ -112,9 +93,6 @@ RULES: tuple[Rule, ...] = (
     Rule("seed", _is_int, "an integer"),
     Rule("optimized_metric", DIRECTIONS.__contains__, "one of " + ", ".join(DIRECTIONS), False),
     Rule("num_fixed_samples", _int_at_least(1), "an integer >= 1"),
-    Rule("data.batch_size", _int_at_least(1), "an integer >= 1"),
-    Rule("data.val_fraction", _unit_open, "a number in [0, 1)"),
-    Rule("data.split_seed", _is_int, "an integer"),
     Rule("model.image_size", lambda v: v in (28, 32) and _is_int(v), "28 or 32"),
     Rule("model.latent_dim", _int_at_least(1), "an integer >= 1"),
     Rule("model.num_classes", _int_at_least(0), "an integer >= 0 (0: unconditional)"),
@@ -133,29 +111,8 @@ RULES: tuple[Rule, ...] = (
             ("gamma", _positive, "a number > 0"),
         )
     ),
+    # WassersteinGPLoss checks the range only; a string or NaN gets past it.
     Rule("loss.gradient_penalty_weight", _non_negative, "a number >= 0", required=False),
-    # Types and ranges of the tricks; Tricks itself then checks how they combine.
-    *(
-        Rule(f"tricks.label_smoothing.{side}", _target, _TARGET, required=False)
-        for side in ("real", "fake")
-    ),
-    Rule("tricks.label_flip_prob", _unit, "a number in [0, 1]"),
-    *(
-        Rule(f"tricks.{name}", _int_at_least(1), "an integer >= 1")
-        for name in ("d_every_n_batches", "g_steps_per_d", "n_critic")
-    ),
-    Rule("tricks.instance_noise.std", _non_negative, "a number >= 0"),
-    Rule("tricks.instance_noise.anneal_steps", _int_at_least(0), "an integer >= 0"),
-    Rule("tricks.ema_decay", _unit_open, "null (off) or a number in [0, 1), e.g. 0.999", False),
-    Rule("tricks.ema_kimg", _positive, "null (off) or a number > 0, e.g. 10", False),
-    Rule("tricks.ema_rampup", _positive, "null (off) or a number > 0, e.g. 0.05", False),
-    Rule("tricks.reuse_fakes", _is_bool, "true or false"),
-    Rule("tricks.spectral_norm", _is_bool, "true or false"),
-    Rule("tricks.r1_gamma", _non_negative, "a number >= 0"),
-    Rule("tricks.classifier_guidance.alpha", _unit, "null (off) or a number in [0, 1]", False),
-    Rule("tricks.classifier_guidance.alpha_per_epoch", _is_number, "a number"),
-    Rule("guard.min_class_fraction", _unit, "a number in [0, 1]"),
-    Rule("metrics.max_time_share", _share, "null or a number in (0, 1]", required=False),
     Rule(
         "trainer.max_time",
         _duration,
@@ -195,29 +152,67 @@ def _rule_problems(cfg: DictConfig) -> Iterator[tuple[str, str]]:
             yield rule.key, f"{rule.key}={value!r} is not allowed; it must be {rule.allowed}"
 
 
-def _dataclass_problems(cfg: DictConfig, skip: set[str]) -> Iterator[str]:
-    """Problems found by the dataclasses that validate a whole group (their messages name the
-    key); a group whose single values are already wrong is skipped, to report each once."""
-    builders: tuple[tuple[str, Callable[[], object]], ...] = (
-        ("tricks", lambda: Tricks.from_config(_select(cfg, "tricks"))),
-        ("guard", lambda: NonFiniteGuard.from_config(_select(cfg, "guard"))),
-    )
-    for group, build in builders:
-        if group in skip or _select(cfg, group) is _MISSING:
+#: The objects that own a group's checks, built as ``train`` builds them. Building one reads no
+#: data: the data module and the metrics callback only check and store their settings.
+_OWNERS: tuple[tuple[str, Callable[[DictConfig], object]], ...] = (
+    ("tricks", lambda cfg: Tricks.from_config(_select(cfg, "tricks"))),
+    ("guard", lambda cfg: NonFiniteGuard.from_config(_select(cfg, "guard"))),
+    ("loss", lambda cfg: instantiate(cfg.loss)),
+    ("data", lambda cfg: instantiate(cfg.data)),
+    ("metrics", lambda cfg: instantiate(cfg.metrics)),
+)
+
+
+def _refusals(build: Callable[[], object]) -> list[str]:
+    """The problems ``build`` refuses with: one per line of its ``ValueError`` (an owner
+    reports every broken key of its group at once), unwrapped from Hydra's exception."""
+    try:
+        build()
+    except (ValueError, InstantiationException) as error:
+        refusal = error.__cause__ if isinstance(error, InstantiationException) else error
+        if not isinstance(refusal, ValueError):
+            raise
+        return str(refusal).splitlines()
+    return []
+
+
+def _fed_by(group: DictConfig, keys: set[str]) -> bool:
+    """Whether ``group`` takes one of ``keys`` by interpolation (``data.image_size`` is
+    ``${model.image_size}``)."""
+    text = OmegaConf.to_yaml(group)
+    return any("${" + key + "}" in text for key in keys)
+
+
+def _owner_problems(cfg: DictConfig, broken: set[str]) -> Iterator[str]:
+    """Problems found by the objects that own a group (their messages name the key). A group
+    with a broken rule, or fed a broken key, is skipped: one bad value is reported once."""
+    groups = {key.split(".")[0] for key in broken}
+    for group, build in _OWNERS:
+        node = OmegaConf.select(cfg, group)
+        if node is None or group in groups or _fed_by(node, broken):
             continue
-        try:
-            build()
-        except ValueError as error:
-            yield str(error)
+        yield from _refusals(lambda build=build: build(cfg))
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` listing every value in ``cfg`` that cannot work."""
     broken = list(_rule_problems(cfg))
-    groups = {key.split(".")[0] for key, _ in broken}
-    problems = [problem for _, problem in broken] + list(_dataclass_problems(cfg, groups))
+    problems = [problem for _, problem in broken]
+    problems += _owner_problems(cfg, {key for key, _ in broken})
     if len(problems) == 1:
         raise ConfigError(f"invalid config: {problems[0]}")
     if problems:
         listing = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config, {len(problems)} problems:\n{listing}")
+
+
+def check_image_size(generator: Any, image_size: int) -> None:
+    """Refuse a data size the generator does not make (``data.image_size`` follows
+    ``model.image_size``). It spans model and data and needs the built generator, so ``train``
+    calls it once the GAN module is built, still before any data is read."""
+    if generator.image_size != image_size:
+        raise ConfigError(
+            f"model.image_size={image_size}, but {type(generator).__name__} makes "
+            f"{generator.image_size}x{generator.image_size} images; drop the override "
+            "(each model file sets the size its networks need)."
+        )

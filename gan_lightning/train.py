@@ -25,7 +25,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from gan_lightning.build import build_gan_module, build_trainer, plain
 from gan_lightning.cli import refuse_unknown_options
-from gan_lightning.config import CONFIG_DIR, validate
+from gan_lightning.config import CONFIG_DIR, check_image_size, validate
 from gan_lightning.errors import (
     ConfigError,
     DivergenceError,
@@ -43,15 +43,6 @@ from gan_lightning.sweeps.jobs import FAILURE_FILE, JobRecord, record_failure, s
 from gan_lightning.sweeps.objective import objective_value, worst
 
 log = logging.getLogger(__name__)
-
-
-def _check_image_size(generator: Any, image_size: int) -> None:
-    if generator.image_size != image_size:
-        raise ConfigError(
-            f"model.image_size={image_size}, but {type(generator).__name__} makes "
-            f"{generator.image_size}x{generator.image_size} images; drop the override "
-            "(each model file sets the size its networks need)."
-        )
 
 
 def train(
@@ -77,7 +68,7 @@ def train(
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_gan_module(cfg)
-    _check_image_size(module.generator, cfg.data.image_size)
+    check_image_size(module.generator, cfg.data.image_size)
     warn_if_short_of_space(output_dir, estimate_run_bytes(module, cfg))
     trainer = build_trainer(cfg)
     if record is not None:

@@ -35,6 +35,20 @@ BAD_VALUES = [
     (["guard.min_class_fraction=2"], "guard.min_class_fraction=2 is not allowed"),
     (["metrics.max_time_share=0"], "metrics.max_time_share=0 is not allowed; it must be null"),
     (["trainer.max_time=3min"], "trainer.max_time='3min' is not allowed; it must be null or a"),
+    # Wrong types, refused by the object that owns each group (Tricks, NonFiniteGuard, the data
+    # module, the metrics callback) and collected by validate.
+    (["tricks.spectral_norm=maybe"], "tricks.spectral_norm='maybe' is not allowed; it must be"),
+    (["tricks.n_critic=2.5"], "tricks.n_critic=2.5 is not allowed; it must be an integer >= 1"),
+    (["tricks.classifier_guidance.alpha_per_epoch=nan"], "alpha_per_epoch=nan is not allowed"),
+    (["guard.max_skipped_steps=1.5"], "guard.max_skipped_steps=1.5 is not allowed; it must be"),
+    (["guard.check_every_step=often"], "guard.check_every_step='often' is not allowed"),
+    (["guard.min_class_fraction=nan"], "guard.min_class_fraction=nan is not allowed"),
+    (["data.split_seed=abc"], "data.split_seed='abc' is not allowed; it must be an integer"),
+    (["data.batch_size=2.5"], "data.batch_size=2.5 is not allowed; it must be an integer >= 1"),
+    (["data.dataset=CIFAR"], "data.dataset='CIFAR' is not allowed; it must be one of MNIST"),
+    (["metrics.num_samples=many"], "metrics.num_samples='many' is not allowed; it must be an"),
+    (["metrics.missing_classifier=skip"], "metrics.missing_classifier='skip' is not allowed"),
+    (["loss=wgan_gp", "loss.gradient_penalty_weight=nan"], "gradient_penalty_weight=nan is not"),
 ]
 
 
@@ -53,6 +67,34 @@ def test_every_problem_is_reported_at_once(tmp_path: Path, tiny_mnist_root: Path
         validate(compose_run(tmp_path / "run", tiny_mnist_root, overrides))
     for key in ("optim.g.lr=-1", "data.batch_size=0", "tricks.label_flip_prob=-0.1"):
         assert key in str(caught.value)
+
+
+def test_each_owner_reports_all_of_its_groups_problems_at_once(
+    tmp_path: Path, tiny_mnist_root: Path
+) -> None:
+    overrides = [
+        "tricks.label_flip_prob=2",
+        "tricks.r1_gamma=-1",
+        "guard.nonfinite=x",
+        "guard.max_skipped_steps=-1",
+        "data.split_seed=x",
+        "data.val_fraction=-0.5",
+        "metrics.every_n_epochs=0",
+        "metrics.batch_size=0",
+    ]
+    with pytest.raises(ConfigError, match="8 problems") as caught:
+        validate(compose_run(tmp_path / "run", tiny_mnist_root, overrides))
+    for override in overrides:
+        key, value = override.split("=")
+        assert f"{key}={value}" in str(caught.value) or f"{key}='{value}'" in str(caught.value)
+
+
+def test_a_bad_value_another_group_interpolates_is_reported_once(
+    tmp_path: Path, tiny_mnist_root: Path
+) -> None:
+    """data.image_size is ${model.image_size}: the data module is not asked again."""
+    with pytest.raises(ConfigError, match=r"invalid config: model\.image_size=30 is not"):
+        validate(compose_run(tmp_path / "run", tiny_mnist_root, ["model.image_size=30"]))
 
 
 @pytest.mark.parametrize(

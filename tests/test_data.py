@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -357,6 +358,17 @@ def test_batch_size_too_large_names_the_key(tiny_mnist_root: Path) -> None:
 )
 def test_bad_settings_name_the_key(tiny_mnist_root: Path, key: str, value: object) -> None:
     with pytest.raises(DataError, match=f"data.{key}={value}"):
+        MNISTDataModule(root=str(tiny_mnist_root), **{key: value})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("batch_size", 2.5), ("split_seed", "x"), ("val_fraction", float("nan")), ("download", "no")],
+)
+def test_settings_of_the_wrong_type_name_the_key(
+    tiny_mnist_root: Path, key: str, value: object
+) -> None:
+    with pytest.raises(DataError, match=re.escape(f"data.{key}={value!r} is not allowed")):
         MNISTDataModule(root=str(tiny_mnist_root), **{key: value})
 
 

@@ -96,3 +96,9 @@ def test_nonfinite_parameters_names_each_broken_tensor() -> None:
 def test_guard_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="guard.nonfinite='ignore'.*stop, skip"):
         NonFiniteGuard(nonfinite="ignore")
+    with pytest.raises(ValueError) as caught:
+        NonFiniteGuard(check_every_step="yes", max_skipped_steps=2.5)
+    assert str(caught.value).splitlines() == [
+        "guard.check_every_step='yes' is not allowed; it must be true or false",
+        "guard.max_skipped_steps=2.5 is not allowed; it must be an integer >= 0",
+    ]

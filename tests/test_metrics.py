@@ -339,13 +339,16 @@ def test_metrics_need_the_mnist_datamodule(tmp_path: Path) -> None:
     [
         ({"every_n_epochs": 0}, "metrics.every_n_epochs=0"),
         ({"num_samples": 5}, "metrics.num_samples=5"),
-        ({"max_time_share": 0}, r"metrics.max_time_share=0 must be in \(0, 1\]"),
-        ({"max_time_share": 1.5}, r"metrics.max_time_share=1.5 must be in \(0, 1\]"),
+        ({"max_time_share": 0}, r"metrics.max_time_share=0 is not allowed; .* \(0, 1\]"),
+        ({"max_time_share": 1.5}, r"metrics.max_time_share=1.5 is not allowed; .* \(0, 1\]"),
         (
             {"missing_classifier": "ignore"},
             "metrics.missing_classifier='ignore'.*warn, error, train",
         ),
         ({"min_class_fraction": 1.5}, r"guard.min_class_fraction=1.5 .* \[0, 1\]"),
+        ({"min_class_fraction": float("nan")}, "guard.min_class_fraction=nan is not allowed"),
+        ({"num_samples": 100.0}, "metrics.num_samples=100.0 is not allowed; it must be an int"),
+        ({"seed": "0"}, "metrics.seed='0' is not allowed; it must be an integer"),
     ],
 )
 def test_metrics_callback_rejects_bad_settings(kwargs: dict, message: str) -> None:

@@ -13,6 +13,7 @@ from gan_lightning.gan.ema import make_ema, sampling_copy, update_ema_
 from gan_lightning.gan.regularizers import r1_penalty, wgan_gradient_penalty
 from gan_lightning.gan.tricks import (
     InstanceNoise,
+    LabelSmoothing,
     Tricks,
     add_instance_noise,
     discriminator_targets,
@@ -43,7 +44,8 @@ def test_flip_rate_is_near_the_configured_probability() -> None:
 
 
 def test_seed002_targets_combine_smoothing_and_flipping() -> None:
-    tricks = Tricks(real_target=(0.7, 1.0), fake_target=(0.0, 0.3), label_flip_prob=0.1)
+    smoothing = LabelSmoothing(real=(0.7, 1.0), fake=(0.0, 0.3))
+    tricks = Tricks(label_smoothing=smoothing, label_flip_prob=0.1)
     real, fake = discriminator_targets(tricks, torch.empty(50_000))
     flipped = real <= 0.3
     assert abs(flipped.float().mean().item() - 0.1) < 0.01
@@ -77,11 +79,31 @@ def test_instance_noise_anneals_linearly_to_zero() -> None:
         ({"diffaugment": ["rotate"]}, "tricks.diffaugment"),
         ({"n_critic": 5, "d_every_n_batches": 2}, "tricks.n_critic"),
         ({"label_smothing": {"real": 0.9}}, "unknown keys"),
+        ({"instance_noise": {"sdt": 0.1}}, "tricks.instance_noise has unknown keys"),
+        ({"spectral_norm": "yes"}, "tricks.spectral_norm='yes' is not allowed"),
+        ({"instance_noise": {"std": "x"}}, "tricks.instance_noise.std='x' is not allowed"),
+        ({"ema_kimg": float("inf")}, "tricks.ema_kimg=inf is not allowed"),
     ],
 )
 def test_bad_trick_values_name_the_key(config: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         Tricks.from_config(config)
+
+
+def test_every_bad_trick_value_is_reported_at_once() -> None:
+    with pytest.raises(ValueError) as caught:
+        Tricks.from_config({"label_flip_prob": 2, "n_critic": 0, "r1_gamma": -1})
+    assert str(caught.value).splitlines() == [
+        "tricks.label_flip_prob=2 is not allowed; it must be a number in [0, 1]",
+        "tricks.n_critic=0 is not allowed; it must be an integer >= 1",
+        "tricks.r1_gamma=-1 is not allowed; it must be a number >= 0",
+    ]
+
+
+def test_label_smoothing_is_nested_as_its_config_keys() -> None:
+    tricks = Tricks.from_config({"label_smoothing": {"real": [0.7, 1.0], "fake": None}})
+    assert tricks.label_smoothing == LabelSmoothing(real=(0.7, 1.0))
+    assert tricks.uses_targets and not Tricks().uses_targets
 
 
 def test_diffaugment_accepts_a_comma_separated_string() -> None:

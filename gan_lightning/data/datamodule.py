@@ -8,7 +8,8 @@ tensor, and scaling to [-1, 1] happens on the fly on whole batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -114,6 +115,33 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
             yield order[start : start + self.batch_size]
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _setting_problems(settings: dict[str, object]) -> Iterator[str]:
+    """Every ``data.*`` setting that cannot work, named by its key. The constructor checks them
+    and reads no file, so the config check builds it to find them all before any data is read."""
+    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "dataset": (lambda v: isinstance(v, str) and v in _FOLDERS, "one of MNIST, FashionMNIST"),
+        "image_size": (
+            lambda v: _is_int(v) and v in (28, 32),
+            "28, or 32 to pad the 28x28 images by 2 pixels per side",
+        ),
+        "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+        "val_fraction": (
+            lambda v: (_is_int(v) or isinstance(v, float)) and 0 <= v < 1,
+            "a number in [0, 1)",
+        ),
+        "split_seed": (_is_int, "an integer"),
+        "download": (lambda v: isinstance(v, bool), "true or false"),
+        "drop_last": (lambda v: isinstance(v, bool), "true or false"),
+    }
+    for key, (ok, allowed) in checks.items():
+        if not ok(settings[key]):
+            yield f"data.{key}={settings[key]!r} is not allowed; it must be {allowed}"
+
+
 class MNISTDataModule(pl.LightningDataModule):
     """MNIST or Fashion-MNIST as whole-split tensors, with a seeded train/val partition.
 
@@ -145,24 +173,23 @@ class MNISTDataModule(pl.LightningDataModule):
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        if dataset not in _FOLDERS:
-            raise DataError(
-                f"data.dataset={dataset!r} is not supported; use one of {sorted(_FOLDERS)}."
-            )
-        if image_size not in (28, 32):
-            raise DataError(
-                f"data.image_size={image_size} is not supported; use 28, or 32 to pad the "
-                "28x28 images by 2 pixels per side."
-            )
-        if not 0 <= val_fraction < 1:
-            raise DataError(f"data.val_fraction={val_fraction} must be in [0, 1).")
-        if batch_size < 1:
-            raise DataError(f"data.batch_size={batch_size} must be at least 1.")
+        settings = {
+            "dataset": dataset,
+            "image_size": image_size,
+            "batch_size": batch_size,
+            "val_fraction": val_fraction,
+            "split_seed": split_seed,
+            "download": download,
+            "drop_last": drop_last,
+        }
+        problems = list(_setting_problems(settings))
         names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
-        if len(names) != self.num_classes:
-            raise DataError(
-                f"data.class_names has {len(names)} names, expected {self.num_classes}."
+        if len(names) != self.num_classes or not all(isinstance(name, str) for name in names):
+            problems.append(
+                f"data.class_names has {len(names)} entries; it must be {self.num_classes} names"
             )
+        if problems:
+            raise DataError("\n".join(problems))
         self.save_hyperparameters()
         self.root = root
         self.dataset = dataset

@@ -16,6 +16,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from gan_lightning.errors import ConfigError
+
 NONFINITE_ACTIONS = ("stop", "skip")
 
 
@@ -33,25 +35,32 @@ class NonFiniteGuard:
     max_skipped_steps: int = 100  # with nonfinite=skip: a run that keeps diverging stops anyway
 
     def __post_init__(self) -> None:
-        if self.nonfinite not in NONFINITE_ACTIONS:
-            raise ValueError(
-                f"guard.nonfinite={self.nonfinite!r} is not allowed; it must be one of "
-                f"{', '.join(NONFINITE_ACTIONS)}"
-            )
-        if not isinstance(self.check_every_step, bool):
-            raise ValueError(
-                f"guard.check_every_step={self.check_every_step!r} must be true or false"
-            )
-        if isinstance(self.max_skipped_steps, bool) or not (
-            isinstance(self.max_skipped_steps, int) and self.max_skipped_steps >= 0
-        ):
-            raise ValueError(
-                f"guard.max_skipped_steps={self.max_skipped_steps!r} must be an integer >= 0"
-            )
+        # The one home of the ``guard`` keys' checks; all broken ones are reported at once.
+        checks = (
+            (
+                "nonfinite",
+                self.nonfinite in NONFINITE_ACTIONS,
+                "one of " + ", ".join(NONFINITE_ACTIONS),
+            ),
+            ("check_every_step", isinstance(self.check_every_step, bool), "true or false"),
+            (
+                "max_skipped_steps",
+                type(self.max_skipped_steps) is int and self.max_skipped_steps >= 0,
+                "an integer >= 0",
+            ),
+        )
+        problems = [
+            f"guard.{key}={getattr(self, key)!r} is not allowed; it must be {allowed}"
+            for key, ok, allowed in checks
+            if not ok
+        ]
+        if problems:
+            raise ConfigError("\n".join(problems))
 
     @classmethod
     def from_config(cls, guard: Mapping[str, Any]) -> NonFiniteGuard:
-        """The fields from the ``guard`` group, which also holds the collapse warning's key."""
+        """The fields from the ``guard`` group; its ``min_class_fraction`` belongs to the
+        collapse warning (``GenerativeMetrics``, which checks it)."""
         return cls(**{field.name: guard[field.name] for field in fields(cls)})
 
 

@@ -1,25 +1,39 @@
 """Stabilization tricks from the seed projects and the GAN literature, as small pure functions.
 
-``Tricks`` is the validated form of the ``tricks`` config group: every field is off by default
-and each is checked where it enters, so a bad value stops the run before any work with a message
-that names the key, the value and the allowed range. The training step calls the functions below;
-each one can be tested alone.
+``Tricks`` is the validated form of the ``tricks`` config group, and the one place its values
+are checked: every field is off by default, its path is its config key
+(``tricks.label_smoothing.real`` is ``Tricks.label_smoothing.real``), and a bad value stops the
+run before any work with a message that names the key, the value and what is allowed. The
+training step calls the functions below; each one can be tested alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
+from gan_lightning.errors import ConfigError
 from gan_lightning.gan.augment import check_policies
 
 #: A target is off (None), a constant (seed 004: real = 0.9), or a uniform range per sample
 #: (seed 002: real in [0.7, 1.0], fake in [0.0, 0.3]).
 TargetSpec = float | tuple[float, float] | None
+
+Group = TypeVar("Group")
+
+
+@dataclass(frozen=True)
+class LabelSmoothing:
+    """D's targets for real and fake images (``tricks.label_smoothing.real`` / ``.fake``)."""
+
+    real: TargetSpec = None  # None: 1.0
+    fake: TargetSpec = None  # None: 0.0
 
 
 @dataclass(frozen=True)
@@ -50,8 +64,7 @@ class ClassifierGuidance:
 
 @dataclass(frozen=True)
 class Tricks:
-    real_target: TargetSpec = None
-    fake_target: TargetSpec = None
+    label_smoothing: LabelSmoothing = field(default_factory=LabelSmoothing)
     label_flip_prob: float = 0.0
     d_every_n_batches: int = 1
     g_steps_per_d: int = 1
@@ -67,42 +80,38 @@ class Tricks:
     reuse_fakes: bool = False
 
     def __post_init__(self) -> None:
-        for key, spec in (("real", self.real_target), ("fake", self.fake_target)):
-            _check_target(f"tricks.label_smoothing.{key}", spec)
-        _check_range("tricks.label_flip_prob", self.label_flip_prob, 0.0, 1.0)
-        for key in ("d_every_n_batches", "g_steps_per_d", "n_critic"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"tricks.{key}={value!r} must be an integer >= 1")
+        # How values combine is only worth judging once each value alone is fine.
+        problems = list(self._value_problems()) or list(self._combination_problems())
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+    def _value_problems(self) -> Iterator[str]:
+        """The type and range of every key, all reported at once."""
+        for path, allowed_value, allowed in _FIELD_CHECKS:
+            value = attrgetter(path)(self)
+            if not allowed_value(value):
+                yield f"tricks.{path}={_shown(value)} is not allowed; it must be {allowed}"
+        try:
+            check_policies(self.diffaugment)
+        except ValueError as unknown:
+            yield str(unknown)
+
+    def _combination_problems(self) -> Iterator[str]:
         if self.n_critic > 1 and self.d_every_n_batches > 1:
-            raise ValueError(
+            yield (
                 f"tricks.n_critic={self.n_critic} and tricks.d_every_n_batches="
                 f"{self.d_every_n_batches} pull in opposite directions; set one of them to 1"
             )
-        if self.instance_noise.std < 0 or self.instance_noise.anneal_steps < 0:
-            raise ValueError(f"tricks.instance_noise={self.instance_noise} must be >= 0")
-        if self.ema_decay is not None:
-            _check_range("tricks.ema_decay", self.ema_decay, 0.0, 1.0, open_upper=True)
         if self.ema_decay is not None and self.ema_kimg is not None:
-            raise ValueError(
+            yield (
                 f"tricks.ema_decay={self.ema_decay} and tricks.ema_kimg={self.ema_kimg} both set "
                 "the averaged generator's speed; set one of them (the other to null)"
             )
-        if self.ema_kimg is not None and self.ema_kimg <= 0:
-            raise ValueError(f"tricks.ema_kimg={self.ema_kimg} must be > 0 (or null: off)")
-        if self.ema_rampup is not None:
-            if self.ema_kimg is None:
-                raise ValueError(
-                    f"tricks.ema_rampup={self.ema_rampup} ramps up tricks.ema_kimg, which is "
-                    "null; set tricks.ema_kimg (e.g. 10) or drop ema_rampup"
-                )
-            if self.ema_rampup <= 0:
-                raise ValueError(f"tricks.ema_rampup={self.ema_rampup} must be > 0 (or null)")
-        if self.r1_gamma < 0:
-            raise ValueError(f"tricks.r1_gamma={self.r1_gamma} must be >= 0")
-        check_policies(self.diffaugment)
-        if self.classifier_guidance.alpha is not None:
-            _check_range("tricks.classifier_guidance.alpha", self.classifier_guidance.alpha, 0, 1)
+        if self.ema_rampup is not None and self.ema_kimg is None:
+            yield (
+                f"tricks.ema_rampup={self.ema_rampup} ramps up tricks.ema_kimg, which is "
+                "null; set tricks.ema_kimg (e.g. 10) or drop ema_rampup"
+            )
 
     @property
     def uses_ema(self) -> bool:
@@ -110,60 +119,119 @@ class Tricks:
 
     @property
     def uses_targets(self) -> bool:
-        return (
-            self.real_target is not None or self.fake_target is not None or self.label_flip_prob > 0
-        )
+        smoothing = self.label_smoothing
+        return smoothing.real is not None or smoothing.fake is not None or self.label_flip_prob > 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Tricks:
         """Build from the ``tricks`` group (a plain mapping), refusing unknown keys by name."""
-        config = dict(config)
-        smoothing = dict(config.pop("label_smoothing", None) or {})
-        unknown_smoothing = set(smoothing) - {"real", "fake"}
-        if unknown_smoothing:
-            raise ValueError(
-                f"tricks.label_smoothing has unknown keys {sorted(unknown_smoothing)}; "
-                "use tricks.label_smoothing.real / .fake"
-            )
-        known = {f.name for f in fields(cls)} - {"real_target", "fake_target"}
-        unknown = set(config) - known
-        if unknown:
-            raise ValueError(f"tricks has unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(
-            real_target=_as_target(smoothing.get("real")),
-            fake_target=_as_target(smoothing.get("fake")),
-            instance_noise=InstanceNoise(**(config.pop("instance_noise", None) or {})),
-            classifier_guidance=ClassifierGuidance(
-                **(config.pop("classifier_guidance", None) or {})
-            ),
-            diffaugment=as_policy_list(config.pop("diffaugment", None)),
-            **config,
+        return _build(cls, "tricks", config)
+
+
+#: The nested groups of ``tricks``, each a dataclass of its own.
+_NESTED: dict[str, type] = {
+    "label_smoothing": LabelSmoothing,
+    "instance_noise": InstanceNoise,
+    "classifier_guidance": ClassifierGuidance,
+}
+
+
+def _build(kind: type[Group], key: str, config: Mapping[str, Any]) -> Group:
+    """``kind`` from the mapping at ``key``: nested groups become their dataclasses, lists
+    tuples (the dataclasses are frozen), and ``translation,cutout`` from the command line a
+    tuple of policies. An unknown key is refused by name rather than as a TypeError."""
+    known = sorted(f.name for f in fields(kind))  # type: ignore[arg-type]
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ConfigError(f"{key} has unknown keys {unknown}; known: {known}")
+    values = {}
+    for name, value in config.items():
+        if name in _NESTED:
+            value = _build(_NESTED[name], f"{key}.{name}", value or {})
+        elif name == "diffaugment":
+            value = as_policy_list(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    return kind(**values)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _int_at_least(low: int) -> Callable[[Any], bool]:
+    return lambda value: _is_int(value) and value >= low
+
+
+def _non_negative(value: Any) -> bool:
+    return _is_number(value) and value >= 0
+
+
+def _unit(value: Any) -> bool:
+    """In [0, 1]."""
+    return _is_number(value) and 0 <= value <= 1
+
+
+def _null_or(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """``check``, or null for a trick that is off."""
+    return lambda value: value is None or check(value)
+
+
+def _is_target(value: Any) -> bool:
+    """Off, one number, or a [low, high] range drawn per sample, all within [0, 1]."""
+    if isinstance(value, list | tuple):
+        return len(value) == 2 and all(map(_unit, value)) and value[0] <= value[1]
+    return _null_or(_unit)(value)
+
+
+def _shown(value: Any) -> str:
+    """The value as the user wrote it: a range as a list, not as the tuple it is stored as."""
+    return repr(list(value) if isinstance(value, tuple) else value)
+
+
+#: (field path = config key under ``tricks.``, check, what is allowed).
+_FIELD_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    *(
+        (
+            f"label_smoothing.{side}",
+            _is_target,
+            "null, a number in [0, 1] or a range [low, high] within [0, 1]",
         )
-
-
-def _as_target(spec: Any) -> TargetSpec:
-    if spec is None or isinstance(spec, int | float):
-        return None if spec is None else float(spec)
-    return tuple(float(v) for v in spec)  # type: ignore[return-value]
-
-
-def _check_range(
-    key: str, value: float, low: float, high: float, *, open_upper: bool = False
-) -> None:
-    ok = low <= value < high if open_upper else low <= value <= high
-    if not ok:
-        bracket = ")" if open_upper else "]"
-        raise ValueError(f"{key}={value} is outside the allowed range [{low}, {high}{bracket}")
-
-
-def _check_target(key: str, spec: TargetSpec) -> None:
-    if spec is None:
-        return
-    values = spec if isinstance(spec, tuple) else (spec,)
-    if len(values) not in (1, 2) or (len(values) == 2 and values[0] > values[1]):
-        raise ValueError(f"{key}={list(values)} must be one number or a range [low, high]")
-    for value in values:
-        _check_range(key, value, 0.0, 1.0)
+        for side in ("real", "fake")
+    ),
+    ("label_flip_prob", _unit, "a number in [0, 1]"),
+    *(
+        (name, _int_at_least(1), "an integer >= 1")
+        for name in ("d_every_n_batches", "g_steps_per_d", "n_critic")
+    ),
+    ("instance_noise.std", _non_negative, "a number >= 0"),
+    ("instance_noise.anneal_steps", _int_at_least(0), "an integer >= 0"),
+    (
+        "ema_decay",
+        _null_or(lambda value: _unit(value) and value < 1),
+        "null (off) or a number in [0, 1), e.g. 0.999",
+    ),
+    (
+        "ema_kimg",
+        _null_or(lambda v: _is_number(v) and v > 0),
+        "null (off) or a number > 0, e.g. 10",
+    ),
+    (
+        "ema_rampup",
+        _null_or(lambda v: _is_number(v) and v > 0),
+        "null (off) or a number > 0, e.g. 0.05",
+    ),
+    ("spectral_norm", lambda value: isinstance(value, bool), "true or false"),
+    ("reuse_fakes", lambda value: isinstance(value, bool), "true or false"),
+    ("r1_gamma", _non_negative, "a number >= 0"),
+    ("classifier_guidance.alpha", _null_or(_unit), "null (off) or a number in [0, 1]"),
+    ("classifier_guidance.alpha_per_epoch", _is_number, "a number"),
+)
 
 
 def make_targets(spec: TargetSpec, default: float, like: Tensor) -> Tensor:
@@ -185,8 +253,8 @@ def flip_targets(real: Tensor, fake: Tensor, prob: float) -> tuple[Tensor, Tenso
 
 
 def discriminator_targets(tricks: Tricks, like: Tensor) -> tuple[Tensor, Tensor]:
-    real = make_targets(tricks.real_target, 1.0, like)
-    fake = make_targets(tricks.fake_target, 0.0, like)
+    real = make_targets(tricks.label_smoothing.real, 1.0, like)
+    fake = make_targets(tricks.label_smoothing.fake, 0.0, like)
     return flip_targets(real, fake, tricks.label_flip_prob)
 
 
