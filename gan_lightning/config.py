@@ -11,10 +11,8 @@ Every problem found is reported at once, each naming the key, the value and what
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,50 +20,32 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from gan_lightning.checks import Rule, int_at_least, is_int, number_in, one_of
 from gan_lightning.errors import ConfigError
 from gan_lightning.gan.divergence import NonFiniteGuard
 from gan_lightning.gan.tricks import Tricks
 from gan_lightning.networks.latents import LATENT_PRIORS
+from gan_lightning.runs.checkpoints import moved_target
 from gan_lightning.sweeps.objective import DIRECTIONS
 
 #: The Hydra config tree every command composes from (``conf/`` beside the package).
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-def _int_at_least(low: int) -> Callable[[Any], bool]:
-    return lambda value: _is_int(value) and value >= low
-
-
-def _positive(value: Any) -> bool:
-    return _is_number(value) and value > 0
-
-
-def _non_negative(value: Any) -> bool:
-    return _is_number(value) and value >= 0
-
-
-def _unit_open(value: Any) -> bool:
-    """In [0, 1)."""
-    return _is_number(value) and 0 <= value < 1
+_POSITIVE = number_in(0, include_low=False)
+_NON_NEGATIVE = number_in(0)
+_UNIT_OPEN = number_in(0, 1, include_high=False)
 
 
 def _betas(value: Any) -> bool:
-    return isinstance(value, list | tuple) and len(value) == 2 and all(map(_unit_open, value))
+    return isinstance(value, list | tuple) and len(value) == 2 and all(map(_UNIT_OPEN, value))
 
 
 def _train_batches(value: Any) -> bool:
     # Lightning reads an int as a batch count and a float as a share of the epoch.
     if isinstance(value, float):
-        return 0 < value <= 1
-    return _is_int(value) and value >= 1
+        return number_in(0, 1, include_low=False)(value)
+    return is_int(value) and value >= 1
 
 
 def _duration(value: Any) -> bool:
@@ -73,31 +53,25 @@ def _duration(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"\d+:\d\d:\d\d:\d\d", value) is not None
 
 
-@dataclass(frozen=True)
-class Rule:
-    key: str
-    check: Callable[[Any], bool]
-    allowed: str
-    required: bool = True  # False: checked only when the key is present (e.g. betas for Adam)
-
-
 _OPTIMIZER_RULES = (
-    ("lr", _positive, "a number > 0", True),
+    ("lr", _POSITIVE, "a number > 0", True),
     ("betas", _betas, "two numbers in [0, 1), e.g. [0.5, 0.999]", False),
-    ("momentum", _non_negative, "a number >= 0", False),
-    ("weight_decay", _non_negative, "a number >= 0", False),
-    ("eps", _positive, "a number > 0", False),
+    ("momentum", _NON_NEGATIVE, "a number >= 0", False),
+    ("weight_decay", _NON_NEGATIVE, "a number >= 0", False),
+    ("eps", _POSITIVE, "a number > 0", False),
 )
 
+#: The keys no object checks before training starts: the run's own, the networks' sizes (the
+#: networks are not built to validate), optimizers and schedulers (built by Lightning), trainer.
 RULES: tuple[Rule, ...] = (
-    Rule("seed", _is_int, "an integer"),
-    Rule("optimized_metric", DIRECTIONS.__contains__, "one of " + ", ".join(DIRECTIONS), False),
-    Rule("num_fixed_samples", _int_at_least(1), "an integer >= 1"),
-    Rule("model.image_size", lambda v: v in (28, 32) and _is_int(v), "28 or 32"),
-    Rule("model.latent_dim", _int_at_least(1), "an integer >= 1"),
-    Rule("model.num_classes", _int_at_least(0), "an integer >= 0 (0: unconditional)"),
-    Rule("model.latent_prior", lambda v: v in LATENT_PRIORS, " or ".join(LATENT_PRIORS)),
-    Rule("model.width", _int_at_least(1), "an integer >= 1", required=False),
+    Rule("seed", is_int, "an integer"),
+    Rule("optimized_metric", one_of(tuple(DIRECTIONS)), "one of " + ", ".join(DIRECTIONS), False),
+    Rule("num_fixed_samples", int_at_least(1), "an integer >= 1"),
+    Rule("model.image_size", one_of((28, 32)), "28 or 32"),
+    Rule("model.latent_dim", int_at_least(1), "an integer >= 1"),
+    Rule("model.num_classes", int_at_least(0), "an integer >= 0 (0: unconditional)", False),
+    Rule("model.latent_prior", one_of(LATENT_PRIORS), " or ".join(LATENT_PRIORS)),
+    Rule("model.width", int_at_least(1), "an integer >= 1", required=False),
     *(
         Rule(f"optim.{net}.{name}", check, allowed, required)
         for net in ("g", "d")
@@ -107,20 +81,18 @@ RULES: tuple[Rule, ...] = (
         Rule(f"scheduler.{net}.{name}", check, allowed, required=False)
         for net in ("g", "d")
         for name, check, allowed in (
-            ("step_size", _int_at_least(1), "an integer >= 1"),
-            ("gamma", _positive, "a number > 0"),
+            ("step_size", int_at_least(1), "an integer >= 1"),
+            ("gamma", _POSITIVE, "a number > 0"),
         )
     ),
-    # WassersteinGPLoss checks the range only; a string or NaN gets past it.
-    Rule("loss.gradient_penalty_weight", _non_negative, "a number >= 0", required=False),
     Rule(
         "trainer.max_time",
         _duration,
         "null or a duration DD:HH:MM:SS, e.g. 00:00:03:00",
         required=False,
     ),
-    Rule("trainer.max_epochs", _int_at_least(1), "an integer >= 1"),
-    Rule("trainer.log_every_n_steps", _int_at_least(1), "an integer >= 1", required=False),
+    Rule("trainer.max_epochs", int_at_least(1), "an integer >= 1"),
+    Rule("trainer.log_every_n_steps", int_at_least(1), "an integer >= 1", required=False),
     Rule(
         "trainer.limit_train_batches",
         _train_batches,
@@ -148,8 +120,9 @@ def _rule_problems(cfg: DictConfig) -> Iterator[tuple[str, str]]:
             if rule.required:
                 yield rule.key, f"{rule.key} is missing; it must be {rule.allowed}"
             continue
-        if not rule.check(value):
-            yield rule.key, f"{rule.key}={value!r} is not allowed; it must be {rule.allowed}"
+        problem = rule.problem(value)
+        if problem:
+            yield rule.key, problem
 
 
 #: The objects that own a group's checks, built as ``train`` builds them. Building one reads no
@@ -194,9 +167,30 @@ def _owner_problems(cfg: DictConfig, broken: set[str]) -> Iterator[str]:
         yield from _refusals(lambda build=build: build(cfg))
 
 
+def _moved_target_problems(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(key, problem) for each ``_target_`` naming a module from before the layered layout (a
+    config saved by an older version), with the name to write instead."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if isinstance(target, str) and moved_target(target):
+            key = f"{path}._target_"
+            yield (
+                key,
+                f"{key}={target!r} names a module that has moved; write {moved_target(target)!r}",
+            )
+        for key, child in node.items():
+            yield from _moved_target_problems(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from _moved_target_problems(child, f"{path}[{index}]")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` listing every value in ``cfg`` that cannot work."""
-    broken = list(_rule_problems(cfg))
+    broken = [
+        *_rule_problems(cfg),
+        *_moved_target_problems(OmegaConf.to_container(cfg, resolve=False)),
+    ]
     problems = [problem for _, problem in broken]
     problems += _owner_problems(cfg, {key for key, _ in broken})
     if len(problems) == 1:

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gan_lightning"
 
 #: Bottom to top. Each entry names modules or packages by their path under gan_lightning.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("errors and version shims", {"errors", "compat"}),
+    ("errors, value checks and version shims", {"errors", "checks", "compat"}),
     (
         "parts: networks, data, the GAN's pure parts, run files",
         {

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
+from gan_lightning.checks import (
+    Rule,
+    int_at_least,
+    is_int,
+    null_or,
+    number_in,
+    one_of,
+    refuse_broken,
+)
 from gan_lightning.classifier import TRAIN_COMMAND, launch_training
-from gan_lightning.data import MNISTDataModule
-from gan_lightning.errors import ConfigError, MissingClassifierError
+from gan_lightning.data.datamodule import MNISTDataModule
+from gan_lightning.errors import MissingClassifierError
 from gan_lightning.metrics.suite import (
     LOGGED_METRICS,
     GenerativeMetricSuite,
@@ -28,43 +35,28 @@ MISSING_POLICIES = ("warn", "error", "train")
 log = logging.getLogger(__name__)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-#: key -> (check, what is allowed) for each setting; the constructor is their one home.
-_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "metrics.every_n_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    **{
-        f"metrics.{key}": (lambda v: _is_int(v) and v >= 10, "an integer >= 10 (IS uses 10 splits)")
+#: The one home of the metrics settings' checks (``config.validate`` builds this callback).
+RULES: tuple[Rule, ...] = (
+    Rule("metrics.every_n_epochs", int_at_least(1), "an integer >= 1"),
+    *(
+        Rule(f"metrics.{key}", int_at_least(10), "an integer >= 10 (IS uses 10 splits)")
         for key in ("num_samples", "final_num_samples")
-    },
-    "metrics.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "metrics.missing_classifier": (
-        lambda v: v in MISSING_POLICIES,
+    ),
+    Rule("metrics.batch_size", int_at_least(1), "an integer >= 1"),
+    Rule(
+        "metrics.missing_classifier",
+        one_of(MISSING_POLICIES),
         "one of " + ", ".join(MISSING_POLICIES),
     ),
-    "metrics.seed": (_is_int, "an integer"),
-    "metrics.max_time_share": (
-        lambda v: v is None or (_is_number(v) and 0 < v <= 1),
+    Rule("metrics.seed", is_int, "an integer"),
+    Rule(
+        "metrics.max_time_share",
+        null_or(number_in(0, 1, include_low=False)),
         "null (evaluate every metrics.every_n_epochs epochs whatever it costs) or a number in "
         "(0, 1]",
     ),
-    "guard.min_class_fraction": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
-}
-
-
-def _setting_problems(settings: dict[str, Any]) -> Iterator[str]:
-    """Every setting that cannot work, named by its key. The constructor reads no file, so the
-    config check builds the callback to find them all before any data is read."""
-    for key, value in settings.items():
-        ok, allowed = _CHECKS[key]
-        if not ok(value):
-            yield f"{key}={value!r} is not allowed; it must be {allowed}"
+    Rule("guard.min_class_fraction", number_in(0, 1), "a number in [0, 1]"),
+)
 
 
 class GenerativeMetrics(pl.Callback):
@@ -111,22 +103,17 @@ class GenerativeMetrics(pl.Callback):
         max_time_share: float | None = 0.1,
         min_class_fraction: float = 0.02,
     ) -> None:
-        problems = list(
-            _setting_problems(
-                {
-                    "metrics.every_n_epochs": every_n_epochs,
-                    "metrics.num_samples": num_samples,
-                    "metrics.final_num_samples": final_num_samples,
-                    "metrics.batch_size": batch_size,
-                    "metrics.missing_classifier": missing_classifier,
-                    "metrics.seed": seed,
-                    "metrics.max_time_share": max_time_share,
-                    "guard.min_class_fraction": min_class_fraction,
-                }
-            )
-        )
-        if problems:
-            raise ConfigError("\n".join(problems))
+        settings = {
+            "metrics.every_n_epochs": every_n_epochs,
+            "metrics.num_samples": num_samples,
+            "metrics.final_num_samples": final_num_samples,
+            "metrics.batch_size": batch_size,
+            "metrics.missing_classifier": missing_classifier,
+            "metrics.seed": seed,
+            "metrics.max_time_share": max_time_share,
+            "guard.min_class_fraction": min_class_fraction,
+        }
+        refuse_broken(RULES, settings)
         self.classifier_ckpt = Path(classifier_ckpt) if classifier_ckpt else None
         self.every_n_epochs = every_n_epochs
         self.num_samples = num_samples

@@ -8,8 +8,7 @@ tensor, and scaling to [-1, 1] happens on the fly on whole batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -17,6 +16,15 @@ import torch.nn.functional as F
 import torchvision
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from gan_lightning.checks import (
+    Rule,
+    int_at_least,
+    is_bool,
+    is_int,
+    number_in,
+    one_of,
+    refuse_broken,
+)
 from gan_lightning.data.idx import MissingDataError, find_split, load_split
 from gan_lightning.errors import DataError
 
@@ -119,27 +127,29 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _setting_problems(settings: dict[str, object]) -> Iterator[str]:
-    """Every ``data.*`` setting that cannot work, named by its key. The constructor checks them
-    and reads no file, so the config check builds it to find them all before any data is read."""
-    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
-        "dataset": (lambda v: isinstance(v, str) and v in _FOLDERS, "one of MNIST, FashionMNIST"),
-        "image_size": (
-            lambda v: _is_int(v) and v in (28, 32),
-            "28, or 32 to pad the 28x28 images by 2 pixels per side",
+#: The one home of the ``data`` settings' checks (``config.validate`` builds the data module).
+RULES: tuple[Rule, ...] = (
+    Rule("data.dataset", one_of(tuple(_FOLDERS)), "one of " + ", ".join(_FOLDERS)),
+    Rule(
+        "data.image_size",
+        one_of((28, 32)),
+        "28, or 32 to pad the 28x28 images by 2 pixels per side",
+    ),
+    Rule("data.batch_size", int_at_least(1), "an integer >= 1"),
+    Rule("data.val_fraction", number_in(0, 1, include_high=False), "a number in [0, 1)"),
+    Rule("data.split_seed", is_int, "an integer"),
+    Rule("data.download", is_bool, "true or false"),
+    Rule("data.drop_last", is_bool, "true or false"),
+    Rule(
+        "data.class_names",
+        lambda names: (
+            isinstance(names, Sequence)
+            and len(names) == MNISTDataModule.num_classes
+            and all(isinstance(name, str) for name in names)
         ),
-        "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-        "val_fraction": (
-            lambda v: (_is_int(v) or isinstance(v, float)) and 0 <= v < 1,
-            "a number in [0, 1)",
-        ),
-        "split_seed": (_is_int, "an integer"),
-        "download": (lambda v: isinstance(v, bool), "true or false"),
-        "drop_last": (lambda v: isinstance(v, bool), "true or false"),
-    }
-    for key, (ok, allowed) in checks.items():
-        if not ok(settings[key]):
-            yield f"data.{key}={settings[key]!r} is not allowed; it must be {allowed}"
+        "null (the digits) or 10 names, one per label",
+    ),
+)
 
 
 class MNISTDataModule(pl.LightningDataModule):
@@ -173,23 +183,18 @@ class MNISTDataModule(pl.LightningDataModule):
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        settings = {
-            "dataset": dataset,
-            "image_size": image_size,
-            "batch_size": batch_size,
-            "val_fraction": val_fraction,
-            "split_seed": split_seed,
-            "download": download,
-            "drop_last": drop_last,
-        }
-        problems = list(_setting_problems(settings))
         names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
-        if len(names) != self.num_classes or not all(isinstance(name, str) for name in names):
-            problems.append(
-                f"data.class_names has {len(names)} entries; it must be {self.num_classes} names"
-            )
-        if problems:
-            raise DataError("\n".join(problems))
+        settings = {
+            "data.dataset": dataset,
+            "data.image_size": image_size,
+            "data.batch_size": batch_size,
+            "data.val_fraction": val_fraction,
+            "data.split_seed": split_seed,
+            "data.download": download,
+            "data.drop_last": drop_last,
+            "data.class_names": names,
+        }
+        refuse_broken(RULES, settings, error=DataError)
         self.save_hyperparameters()
         self.root = root
         self.dataset = dataset

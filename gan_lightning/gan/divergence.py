@@ -16,9 +16,15 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from gan_lightning.errors import ConfigError
+from gan_lightning.checks import Rule, int_at_least, is_bool, one_of, refuse_broken
 
 NONFINITE_ACTIONS = ("stop", "skip")
+#: The one home of the ``guard`` keys' checks but ``min_class_fraction`` (``GenerativeMetrics``).
+RULES: tuple[Rule, ...] = (
+    Rule("guard.nonfinite", one_of(NONFINITE_ACTIONS), "one of " + ", ".join(NONFINITE_ACTIONS)),
+    Rule("guard.check_every_step", is_bool, "true or false"),
+    Rule("guard.max_skipped_steps", int_at_least(0), "an integer >= 0"),
+)
 
 
 @dataclass(frozen=True)
@@ -35,27 +41,9 @@ class NonFiniteGuard:
     max_skipped_steps: int = 100  # with nonfinite=skip: a run that keeps diverging stops anyway
 
     def __post_init__(self) -> None:
-        # The one home of the ``guard`` keys' checks; all broken ones are reported at once.
-        checks = (
-            (
-                "nonfinite",
-                self.nonfinite in NONFINITE_ACTIONS,
-                "one of " + ", ".join(NONFINITE_ACTIONS),
-            ),
-            ("check_every_step", isinstance(self.check_every_step, bool), "true or false"),
-            (
-                "max_skipped_steps",
-                type(self.max_skipped_steps) is int and self.max_skipped_steps >= 0,
-                "an integer >= 0",
-            ),
+        refuse_broken(
+            RULES, {f"guard.{field.name}": getattr(self, field.name) for field in fields(self)}
         )
-        problems = [
-            f"guard.{key}={getattr(self, key)!r} is not allowed; it must be {allowed}"
-            for key, ok, allowed in checks
-            if not ok
-        ]
-        if problems:
-            raise ConfigError("\n".join(problems))
 
     @classmethod
     def from_config(cls, guard: Mapping[str, Any]) -> NonFiniteGuard:

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gan_lightning.checks import Rule, number_in, refuse_broken
+
 
 class GANLoss:
     """Base class: the discriminator and generator objectives of one GAN formulation."""
@@ -120,10 +122,8 @@ class WassersteinGPLoss(ScoreLoss):
     """WGAN-GP (Gulrajani et al. 2017): critic scores plus a gradient penalty on interpolates."""
 
     def __init__(self, gradient_penalty_weight: float = 10.0) -> None:
-        if gradient_penalty_weight < 0:
-            raise ValueError(
-                f"loss.gradient_penalty_weight={gradient_penalty_weight} must be >= 0 (paper: 10)"
-            )
+        rule = Rule("loss.gradient_penalty_weight", number_in(0), "a number >= 0 (paper: 10)")
+        refuse_broken([rule], {rule.key: gradient_penalty_weight})
         self.gradient_penalty_weight = gradient_penalty_weight
 
     def discriminator_loss(

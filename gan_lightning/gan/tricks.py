@@ -9,8 +9,7 @@ training step calls the functions below; each one can be tested alone.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from gan_lightning.checks import Rule, int_at_least, is_bool, is_number, null_or, number_in
 from gan_lightning.errors import ConfigError
 from gan_lightning.gan.augment import check_policies
 
@@ -87,10 +87,10 @@ class Tricks:
 
     def _value_problems(self) -> Iterator[str]:
         """The type and range of every key, all reported at once."""
-        for path, allowed_value, allowed in _FIELD_CHECKS:
-            value = attrgetter(path)(self)
-            if not allowed_value(value):
-                yield f"tricks.{path}={_shown(value)} is not allowed; it must be {allowed}"
+        for rule in RULES:
+            problem = rule.problem(attrgetter(rule.key.removeprefix("tricks."))(self))
+            if problem:
+                yield problem
         try:
             check_policies(self.diffaugment)
         except ValueError as unknown:
@@ -156,81 +156,53 @@ def _build(kind: type[Group], key: str, config: Mapping[str, Any]) -> Group:
     return kind(**values)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-def _int_at_least(low: int) -> Callable[[Any], bool]:
-    return lambda value: _is_int(value) and value >= low
-
-
-def _non_negative(value: Any) -> bool:
-    return _is_number(value) and value >= 0
-
-
-def _unit(value: Any) -> bool:
-    """In [0, 1]."""
-    return _is_number(value) and 0 <= value <= 1
-
-
-def _null_or(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    """``check``, or null for a trick that is off."""
-    return lambda value: value is None or check(value)
+_UNIT = number_in(0, 1)
 
 
 def _is_target(value: Any) -> bool:
     """Off, one number, or a [low, high] range drawn per sample, all within [0, 1]."""
     if isinstance(value, list | tuple):
-        return len(value) == 2 and all(map(_unit, value)) and value[0] <= value[1]
-    return _null_or(_unit)(value)
+        return len(value) == 2 and all(map(_UNIT, value)) and value[0] <= value[1]
+    return null_or(_UNIT)(value)
 
 
-def _shown(value: Any) -> str:
-    """The value as the user wrote it: a range as a list, not as the tuple it is stored as."""
-    return repr(list(value) if isinstance(value, tuple) else value)
-
-
-#: (field path = config key under ``tricks.``, check, what is allowed).
-_FIELD_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+#: Every key's type and range; the key under ``tricks.`` is the field's path in ``Tricks``.
+RULES: tuple[Rule, ...] = (
     *(
-        (
-            f"label_smoothing.{side}",
+        Rule(
+            f"tricks.label_smoothing.{side}",
             _is_target,
             "null, a number in [0, 1] or a range [low, high] within [0, 1]",
         )
         for side in ("real", "fake")
     ),
-    ("label_flip_prob", _unit, "a number in [0, 1]"),
+    Rule("tricks.label_flip_prob", _UNIT, "a number in [0, 1]"),
     *(
-        (name, _int_at_least(1), "an integer >= 1")
+        Rule(f"tricks.{name}", int_at_least(1), "an integer >= 1")
         for name in ("d_every_n_batches", "g_steps_per_d", "n_critic")
     ),
-    ("instance_noise.std", _non_negative, "a number >= 0"),
-    ("instance_noise.anneal_steps", _int_at_least(0), "an integer >= 0"),
-    (
-        "ema_decay",
-        _null_or(lambda value: _unit(value) and value < 1),
+    Rule("tricks.instance_noise.std", number_in(0), "a number >= 0"),
+    Rule("tricks.instance_noise.anneal_steps", int_at_least(0), "an integer >= 0"),
+    Rule(
+        "tricks.ema_decay",
+        null_or(number_in(0, 1, include_high=False)),
         "null (off) or a number in [0, 1), e.g. 0.999",
     ),
-    (
-        "ema_kimg",
-        _null_or(lambda v: _is_number(v) and v > 0),
+    Rule(
+        "tricks.ema_kimg",
+        null_or(number_in(0, include_low=False)),
         "null (off) or a number > 0, e.g. 10",
     ),
-    (
-        "ema_rampup",
-        _null_or(lambda v: _is_number(v) and v > 0),
+    Rule(
+        "tricks.ema_rampup",
+        null_or(number_in(0, include_low=False)),
         "null (off) or a number > 0, e.g. 0.05",
     ),
-    ("spectral_norm", lambda value: isinstance(value, bool), "true or false"),
-    ("reuse_fakes", lambda value: isinstance(value, bool), "true or false"),
-    ("r1_gamma", _non_negative, "a number >= 0"),
-    ("classifier_guidance.alpha", _null_or(_unit), "null (off) or a number in [0, 1]"),
-    ("classifier_guidance.alpha_per_epoch", _is_number, "a number"),
+    Rule("tricks.spectral_norm", is_bool, "true or false"),
+    Rule("tricks.reuse_fakes", is_bool, "true or false"),
+    Rule("tricks.r1_gamma", number_in(0), "a number >= 0"),
+    Rule("tricks.classifier_guidance.alpha", null_or(_UNIT), "null (off) or a number in [0, 1]"),
+    Rule("tricks.classifier_guidance.alpha_per_epoch", is_number, "a number"),
 )
 
 
