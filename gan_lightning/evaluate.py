@@ -23,7 +23,7 @@ from rich.table import Table
 
 from gan_lightning.classifier import read_classifier_file
 from gan_lightning.config import CONFIG_DIR
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data.datamodule import MNISTDataModule
 from gan_lightning.errors import CheckpointError, EvaluateError, task_wrapper
 from gan_lightning.metrics.suite import (
     MEMORIZATION_METRICS,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from gan_lightning.data import find_split, write_idx
+from gan_lightning.data.idx import find_split, write_idx
 from gan_lightning.errors import DataError
 
 

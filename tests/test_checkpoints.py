@@ -158,12 +158,13 @@ def test_a_checkpoint_from_before_the_layered_layout_resumes_without_a_warning(
     trained_run: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Its config names gan_lightning.losses.* and .checkpoint_io.*, which moved under gan/ and
-    runs/: read as today's names, it is the same config, so nothing is reported."""
+    """Its config names gan_lightning.losses.*, .checkpoint_io.* and .data.MNISTDataModule, which
+    moved: read as today's names, it is the same config, so nothing is reported."""
     checkpoint = load_checkpoint(trained_run / "checkpoints" / "last.ckpt")
     saved = checkpoint["run_config"]
     saved["loss"]["_target_"] = "gan_lightning.losses.NonSaturatingLoss"
     saved["trainer"]["plugins"][0]["_target_"] = "gan_lightning.checkpoint_io.AtomicCheckpointIO"
+    saved["data"]["_target_"] = "gan_lightning.data.MNISTDataModule"  # a package re-export then
     old = tmp_path / "old.ckpt"
     torch.save(checkpoint, old)
     assert run_config(load_checkpoint(old))["loss"]["_target_"] == (

@@ -17,7 +17,7 @@ from gan_lightning.classifier import (
     load_classifier,
     read_classifier_file,
 )
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data.datamodule import MNISTDataModule
 from gan_lightning.errors import CheckpointError, MissingClassifierError
 from gan_lightning.networks.classifier import MNISTClassifier
 from tests.metrics_helpers import compose_config, make_classifier_file

@@ -15,7 +15,8 @@ import torchvision
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gan_lightning.data import MNISTDataModule, find_split, load_split, read_idx, write_idx
+from gan_lightning.data.datamodule import MNISTDataModule
+from gan_lightning.data.idx import find_split, load_split, read_idx, write_idx
 from gan_lightning.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from reliability_helpers import run_cli
 
-from gan_lightning.data import EpochBatchSampler
+from gan_lightning.data.datamodule import EpochBatchSampler
 from gan_lightning.runs.checkpoints import load_checkpoint
 
 

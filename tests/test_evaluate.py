@@ -12,10 +12,10 @@ from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gan_lightning.classifier import launch_training, read_classifier_file
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data.datamodule import MNISTDataModule
 from gan_lightning.errors import MissingClassifierError
 from gan_lightning.evaluate import _Judges, evaluate, find_checkpoints
-from gan_lightning.metrics import LOGGED_METRICS, add_real_as_fake, build_suite
+from gan_lightning.metrics.suite import LOGGED_METRICS, add_real_as_fake, build_suite
 from tests.metrics_helpers import compose_config, make_classifier_file, run_cli, tiny_gan_sweep
 
 UNCONDITIONAL = [name for name in LOGGED_METRICS if name != "cond_acc"]
@@ -153,7 +153,10 @@ def test_evaluate_names_its_own_classifier_key(tmp_path: Path, tiny_mnist_root: 
     missing = tmp_path / "missing.pt"
     cfg = compose_config("evaluate", [f"classifier_ckpt={missing}"])
     run_config = {
-        "data": {"_target_": "gan_lightning.data.MNISTDataModule", "root": str(tiny_mnist_root)},
+        "data": {
+            "_target_": "gan_lightning.data.datamodule.MNISTDataModule",
+            "root": str(tiny_mnist_root),
+        },
         "metrics": {"classifier_ckpt": "elsewhere.pt"},
     }
     with pytest.raises(MissingClassifierError) as caught:

@@ -13,19 +13,18 @@ from torch import nn
 
 from gan_lightning.callbacks import metrics as metrics_callback
 from gan_lightning.callbacks.metrics import GenerativeMetrics
-from gan_lightning.data import MNISTDataModule
+from gan_lightning.data.datamodule import MNISTDataModule
 from gan_lightning.errors import MissingClassifierError
-from gan_lightning.metrics import (
-    ClassCoverage,
-    ClassifierFeatures,
-    ClassifierLogits,
+from gan_lightning.metrics.cache import cache_path
+from gan_lightning.metrics.coverage import ClassCoverage
+from gan_lightning.metrics.features import ClassifierFeatures, ClassifierLogits
+from gan_lightning.metrics.precision_recall import PrecisionRecall
+from gan_lightning.metrics.suite import (
     GenerativeMetricSuite,
-    PrecisionRecall,
     add_generated,
     add_real_as_fake,
     build_suite,
 )
-from gan_lightning.metrics.cache import cache_path
 from gan_lightning.networks.classifier import MNISTClassifier
 from tests.metrics_helpers import OneHotJudge, make_classifier_file, one_hot_features
 

@@ -25,8 +25,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities import dim_zero_cat
 
 from gan_lightning.classifier import load_classifier
-from gan_lightning.data import MNISTDataModule
-from gan_lightning.data.datamodule import to_unit_range
+from gan_lightning.data.datamodule import MNISTDataModule, to_unit_range
 from gan_lightning.metrics.cache import real_features
 from gan_lightning.metrics.coverage import ClassCoverage
 from gan_lightning.metrics.features import ClassifierFeatures, ClassifierLogits

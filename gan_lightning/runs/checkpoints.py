@@ -40,11 +40,12 @@ STRUCTURAL_KEYS = (
 )
 #: The only classes a file may ask to build (see :func:`instantiate_network`).
 NETWORK_PACKAGE = "gan_lightning.networks."
-#: ``_target_`` prefixes of modules that moved when the package took its layered layout
-#: (``gan/``, ``runs/``), old -> new. Checkpoints written before the move name the old ones.
+#: ``_target_`` prefixes that moved when the package took its layered layout (``gan/``,
+#: ``runs/``, no re-exports), old -> new. Checkpoints written before name the old ones.
 MOVED_TARGETS = {
     "gan_lightning.losses.": "gan_lightning.gan.losses.",
     "gan_lightning.checkpoint_io.": "gan_lightning.runs.checkpoint_io.",
+    "gan_lightning.data.MNISTDataModule": "gan_lightning.data.datamodule.MNISTDataModule",
 }
 #: Keys expected to change on resume, never reported: more epochs, and where things are read
 #: from or written to (a checkpoint resumed into another folder resolves these differently).
