@@ -1,8 +1,9 @@
-"""Every private attribute of Lightning, TensorBoard's writer and torchmetrics that we rely on.
+"""Every private attribute of Lightning, TensorBoard's writer, torchmetrics and torch we rely on.
 
 Each sits behind one function, so an upgrade that renames one breaks here, in one line, and
 ``tests/test_compat.py`` says which. Checked against pytorch-lightning 2.6.6, torch 2.14.1
-(``torch.utils.tensorboard``) and torchmetrics 1.9.0; none has a public equivalent there.
+(``torch.utils.tensorboard``, ``torch._foreach_*``) and torchmetrics 1.9.0; none has a public
+equivalent there.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -56,3 +59,12 @@ def reset_keeps_state(metric: Metric, name: str) -> Iterator[None]:
         yield
     finally:
         metric._defaults[name] = default
+
+
+def lerp_all_(targets: list[torch.Tensor], ends: list[torch.Tensor], weight: float) -> None:
+    """``target.lerp_(end, weight)`` for each pair, as one fused kernel per dtype and device.
+
+    torch 2.14.1: ``torch._foreach_lerp_``, the multi-tensor op the fused optimizers use. The
+    averaged generator's update after each G step costs one call instead of one per parameter.
+    """
+    torch._foreach_lerp_(targets, ends, weight)

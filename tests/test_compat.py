@@ -40,3 +40,10 @@ def test_reset_keeps_the_named_state_only() -> None:
         metric.reset()
     assert metric.sum_value == 2.0 and metric.count == 5.0
     assert set(metric._defaults) == {"sum_value", "count"}
+
+
+def test_lerp_all_moves_each_tensor_towards_its_end() -> None:
+    targets, ends = [torch.zeros(3), torch.ones(2, 2)], [torch.ones(3), torch.full((2, 2), 3.0)]
+    compat.lerp_all_(targets, ends, 0.25)
+    torch.testing.assert_close(targets[0], torch.full((3,), 0.25))
+    torch.testing.assert_close(targets[1], torch.full((2, 2), 1.5))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from gan_lightning.compat import lerp_all_
 from gan_lightning.networks.latents import sample_latents
 
 
@@ -57,7 +58,7 @@ def half_life_decay(
 def update_ema_(ema: nn.Module, live: nn.Module, decay: float) -> None:
     ema_params = list(ema.parameters())
     live_params = [p.detach() for p in live.parameters()]
-    torch._foreach_lerp_(ema_params, live_params, 1.0 - decay)
+    lerp_all_(ema_params, live_params, 1.0 - decay)
     for ema_buffer, live_buffer in zip(ema.buffers(), live.buffers(), strict=True):
         ema_buffer.copy_(live_buffer)
 
