@@ -123,10 +123,6 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
             yield order[start : start + self.batch_size]
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 #: The one home of the ``data`` settings' checks (``config.validate`` builds the data module).
 RULES: tuple[Rule, ...] = (
     Rule("data.dataset", one_of(tuple(_FOLDERS)), "one of " + ", ".join(_FOLDERS)),

@@ -64,6 +64,8 @@ class ClassifierGuidance:
 
 @dataclass(frozen=True)
 class Tricks:
+    """The ``tricks`` group, each field at its key's path; every trick is off by default."""
+
     label_smoothing: LabelSmoothing = field(default_factory=LabelSmoothing)
     label_flip_prob: float = 0.0
     d_every_n_batches: int = 1
