@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-fast notebooks strip-notebooks benchmark lint clean
+.PHONY: install train test test-fast notebooks strip-notebooks benchmark lint docs docs-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -32,6 +32,14 @@ strip-notebooks: $(STAMP) ## before committing: drop outputs, counts, timings an
 
 benchmark: $(STAMP) ## framework vs plain PyTorch vs seed-style training throughput
 	$(PYTHON) benchmarks/throughput.py $(ARGS)
+
+# NO_MKDOCS_2_WARNING: mkdocs-material prints its end-of-life notice on every build otherwise
+# (noted in pyproject.toml's docs extra).
+docs: $(STAMP) ## build the documentation site into site/ (strict: any warning fails it)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP) ## preview the documentation at http://127.0.0.1:8000, rebuilt on every save
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
