@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_check.py --out gpu_check/      # on a machine with a CUDA GPU
     bash benchmarks/gpu_check.sh                         # the same where hydra is missing and
-                                                         #   nothing can be downloaded (README)
+                                                         #   nothing can be downloaded (docs/gpu.md)
     python benchmarks/gpu_check.py --device cpu --quick  # smoke test of this script (the suite)
 
 Four sections, in this order, each timed; the JSON (``gpu_check.json``) and the report
@@ -135,7 +135,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def no_cuda_message() -> str:
     return (
         f"gpu_check: torch {torch.__version__} sees no CUDA device, so there is nothing to "
-        "check here; run it on a GPU machine (README, 'Training on a GPU'), or pass "
+        "check here; run it on a GPU machine (docs/gpu.md), or pass "
         "--device cpu for a smoke test of the script itself"
     )
 
