@@ -1,7 +1,7 @@
 """Draw from a trained GAN: ``python -m gan_lightning.sample ckpt_path=<checkpoint> [key=value]``.
 
 ``mode=samples`` writes ``num_samples`` images as an ``.npz`` (the format other tools read, see
-README "Sample files") or a ``.png`` grid; ``mode=interpolate`` walks G's latent space between
+docs/sampling.md) or a ``.png`` grid; ``mode=interpolate`` walks G's latent space between
 two points, which can be chosen so that a digit classifier reads them as ``from_digit`` and
 ``to_digit``. All noise comes from ``seed``, so the same command writes the same images. The
 drawing itself is :mod:`gan_lightning.sampling`; this module reads the keys and checks them.
