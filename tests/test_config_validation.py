@@ -209,7 +209,7 @@ def test_a_renamed_callback_key_is_refused_naming_its_new_name() -> None:
 def test_g_and_d_pick_their_optimizer_from_one_folder(
     tmp_path: Path, tiny_mnist_root: Path
 ) -> None:
-    """The README's `model=dcgan optim.d=sgd`, verbatim: SGD for D, Adam for G."""
+    """docs/training.md's `model=dcgan optim.d=sgd`, verbatim: SGD for D, Adam for G."""
     cfg = compose_run(tmp_path / "run", tiny_mnist_root, ["model=dcgan", "optim.d=sgd"])
     assert cfg.optim.d._target_ == "torch.optim.SGD" and cfg.optim.d.momentum == 0.0
     assert cfg.optim.g._target_ == "torch.optim.Adam" and list(cfg.optim.g.betas) == [0.5, 0.999]
