@@ -11,6 +11,7 @@ Every problem found is reported at once, each naming the key, the value and what
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,8 +29,27 @@ from gan_lightning.networks.latents import LATENT_PRIORS
 from gan_lightning.runs.checkpoints import moved_target
 from gan_lightning.sweeps.objective import DIRECTIONS
 
-#: The Hydra config tree every command composes from (``conf/`` beside the package).
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: The package the Hydra configs are installed as: ``conf/`` at the top of the repository,
+#: mapped to ``gan_lightning.conf`` in pyproject.toml, so that a wheel carries them.
+CONFIG_PACKAGE = "gan_lightning.conf"
+#: ``@hydra.main``'s ``config_path``: found through the import system wherever the package is
+#: installed (a wheel, an editable checkout), whatever folder a command runs from.
+CONFIG_PATH = f"pkg://{CONFIG_PACKAGE}"
+
+
+def _config_dir() -> Path:
+    try:
+        return Path(str(importlib.resources.files(CONFIG_PACKAGE)))
+    except ModuleNotFoundError as missing:
+        # An editable install made before conf/ became a package maps no gan_lightning.conf.
+        raise ConfigError(
+            f"the configs ({CONFIG_PACKAGE}) are not installed with {Path(__file__).parent}: "
+            'reinstall the package (in a checkout: pip install -e ".[dev]")'
+        ) from missing
+
+
+#: The same tree as a folder, for code that reads the files (the command-line checks, tests).
+CONFIG_DIR = _config_dir()
 
 
 _POSITIVE = number_in(0, include_low=False)

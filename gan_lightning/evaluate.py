@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
@@ -22,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gan_lightning.classifier import read_classifier_file
-from gan_lightning.config import CONFIG_DIR
+from gan_lightning.cli import command
 from gan_lightning.data.datamodule import MNISTDataModule
 from gan_lightning.errors import CheckpointError, EvaluateError, task_wrapper
 from gan_lightning.metrics.suite import (
@@ -191,7 +190,7 @@ def results_table(runs: list[dict[str, Any]], floor: dict[str, Any] | None) -> T
     return table
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+@command(config_name="evaluate")
 @task_wrapper
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)

@@ -13,14 +13,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from gan_lightning.classifier import load_classifier
-from gan_lightning.config import CONFIG_DIR
+from gan_lightning.cli import command
 from gan_lightning.errors import SampleError, task_wrapper
 from gan_lightning.networks.latents import sample_latents
 from gan_lightning.runs.checkpoints import load_generator
@@ -150,7 +149,7 @@ def sample(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="sample")
+@command(config_name="sample")
 @task_wrapper
 def main(cfg: DictConfig) -> None:
     sample(cfg)

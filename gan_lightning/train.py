@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from gan_lightning.build import build_gan_module, build_trainer, plain
-from gan_lightning.cli import refuse_unknown_options
-from gan_lightning.config import CONFIG_DIR, check_image_size, validate
+from gan_lightning.cli import command
+from gan_lightning.config import check_image_size, validate
 from gan_lightning.errors import (
     ConfigError,
     DivergenceError,
@@ -38,7 +37,7 @@ from gan_lightning.runs.checkpoints import check_resumable, load_checkpoint
 from gan_lightning.runs.disk_space import estimate_run_bytes, warn_if_short_of_space
 from gan_lightning.runs.faults import describe_fault
 from gan_lightning.runs.folder import ensure_writable, report_resume_point, resolve_ckpt_path
-from gan_lightning.sweeps.checks import check_plugins, distributed_problem
+from gan_lightning.sweeps.checks import distributed_problem
 from gan_lightning.sweeps.jobs import FAILURE_FILE, JobRecord, record_failure, set_job_threads
 from gan_lightning.sweeps.objective import objective_value, worst
 
@@ -84,7 +83,7 @@ def train(
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@command(config_name="train")
 @task_wrapper
 def main(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
@@ -117,6 +116,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    check_plugins(sys.argv[1:])
-    refuse_unknown_options(CONFIG_DIR)
     main()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -18,8 +17,7 @@ from rich.console import Console
 
 from gan_lightning.build import build_trainer, plain
 from gan_lightning.classifier import AffineAugment, ClassifierModule, save_classifier
-from gan_lightning.cli import refuse_unknown_options
-from gan_lightning.config import CONFIG_DIR
+from gan_lightning.cli import command
 from gan_lightning.errors import task_wrapper
 
 
@@ -62,12 +60,11 @@ def train_classifier(cfg: DictConfig) -> dict[str, Any]:
     return {"test/acc": test_accuracy, "fit_seconds": fit_seconds, "weights": str(path)}
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="classifier")
+@command(config_name="classifier")
 @task_wrapper
 def main(cfg: DictConfig) -> float:
     return train_classifier(cfg)["test/acc"]
 
 
 if __name__ == "__main__":
-    refuse_unknown_options(CONFIG_DIR)
     main()

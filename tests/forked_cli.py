@@ -22,7 +22,6 @@ import traceback
 import reliability_helpers  # noqa: F401  (the test callbacks and writers the runs name)
 
 from gan_lightning import train
-from gan_lightning.config import CONFIG_DIR
 
 
 def run_child(arguments: list[str], log: str) -> None:
@@ -34,7 +33,6 @@ def run_child(arguments: list[str], log: str) -> None:
         os.dup2(descriptor, 2)
         sys.argv = ["gan_lightning.train", *arguments]
         try:
-            train.refuse_unknown_options(CONFIG_DIR)
             train.main()
             code = 0
         except SystemExit as stop:
