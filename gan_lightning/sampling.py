@@ -8,6 +8,7 @@ the same call draws the same images.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,20 +68,22 @@ def draw_samples(
     All latents are drawn at once from their own seeded RNG, so the result depends on ``seed``
     only (not on ``batch_size``, the device or the global RNG).
     """
+    labels = requested_labels(generator, num_samples, digit)
+    z = sample_latents(generator, num_samples, rng=torch.Generator().manual_seed(seed))
+    return generate(generator, z, labels, batch_size), labels
+
+
+def requested_labels(generator: nn.Module, num_samples: int, digit: int | None) -> Tensor | None:
+    """The digits a conditional G is asked for (all ``digit``, or balanced); None if it is not."""
     if num_samples < 1:
         raise SampleError(f"num_samples={num_samples} must be at least 1")
     num_classes = generator.num_classes
     check_digit("digit", digit, num_classes)
-    rng = torch.Generator().manual_seed(seed)
-    z = sample_latents(generator, num_samples, rng=rng)
-    labels = None
-    if num_classes:
-        labels = (
-            torch.full((num_samples,), digit)
-            if digit is not None
-            else balanced_labels(num_samples, num_classes)
-        )
-    return generate(generator, z, labels, batch_size), labels
+    if not num_classes:
+        return None
+    if digit is not None:
+        return torch.full((num_samples,), digit)
+    return balanced_labels(num_samples, num_classes)
 
 
 def check_digit(key: str, digit: int | None, num_classes: int) -> None:
@@ -157,14 +160,25 @@ def walk(
     return generate(generator, latents, row_labels, batch_size), row_labels
 
 
-def write_samples(path: Path, images: Tensor, labels: Tensor | None, nrow: int) -> Path:
-    """``.npz``: ``images`` uint8 [N, 28, 28] (+ ``labels`` int64 [N]); ``.png``: their grid."""
+def write_samples(
+    path: Path,
+    images: Tensor,
+    labels: Tensor | None,
+    nrow: int,
+    metadata: Mapping[str, float] | None = None,
+) -> Path:
+    """``.npz``: ``images`` uint8 [N, 28, 28] (+ ``labels`` int64 [N]); ``.png``: their grid.
+
+    ``metadata`` (how the images were chosen, e.g. ``rejection_keep``) becomes scalar arrays of
+    the ``.npz``, which a reader checks with ``key in data``: absent means not used.
+    """
     pixels = to_mnist_uint8(images)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npz":
         arrays: dict[str, Any] = {"images": pixels.numpy()}
         if labels is not None:
             arrays["labels"] = labels.to(torch.int64).numpy()
+        arrays |= {key: np.float64(value) for key, value in (metadata or {}).items()}
         np.savez_compressed(path, **arrays)
         return path
     return save_grid(pixels[:, None].float() / 127.5 - 1, path, nrow=nrow)

@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "classifier",
             "metrics",
             "sampling",
+            "rejection",
         },
     ),
     ("Lightning callbacks", {"callbacks"}),

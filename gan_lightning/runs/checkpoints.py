@@ -24,6 +24,7 @@ from torch import nn
 
 from gan_lightning.errors import CheckpointError
 from gan_lightning.gan.ema import sampling_copy
+from gan_lightning.networks.init import apply_spectral_norm_
 
 log = logging.getLogger(__name__)
 
@@ -353,3 +354,32 @@ def load_generator(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, d
     prefix = "g_ema" if use_ema and submodule_state(checkpoint, "g_ema") else "generator"
     load_state_strict(generator, submodule_state(checkpoint, prefix), f"{path} [{prefix}]")
     return sampling_copy(generator), config
+
+
+def load_discriminator(
+    path: str | Path, needed_for: str = "the discriminator"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained discriminator of a GAN checkpoint, frozen and in eval mode, and its config.
+
+    Built as training built it: from the saved ``model.discriminator`` config, with spectral
+    norm when the run had ``tricks.spectral_norm`` (its state then holds the parametrization's
+    ``original``/``_u``/``_v`` tensors instead of ``weight``). A file without ``discriminator.*``
+    weights is refused naming the file and ``needed_for``, the setting that asked for D (as
+    ``load_classifier``'s ``key``), since leaving that setting out is one way to go on.
+    """
+    checkpoint = load_checkpoint(path)
+    config = run_config(checkpoint, path)
+    state = submodule_state(checkpoint, "discriminator")
+    if not state or "discriminator" not in config["model"]:
+        raise CheckpointError(
+            f"{path} holds no discriminator (no 'discriminator.*' weights in its state_dict, or "
+            f"no model.discriminator in its run config), and {needed_for} needs one. Use a "
+            "checkpoint that `train` wrote (<run>/checkpoints/last.ckpt keeps D), or leave out "
+            f"{needed_for}"
+        )
+    where = f"{path} [model.discriminator]"
+    discriminator = instantiate_network(config["model"]["discriminator"], where)
+    if config.get("tricks", {}).get("spectral_norm"):
+        apply_spectral_norm_(discriminator)
+    load_state_strict(discriminator, state, f"{path} [discriminator]")
+    return discriminator.requires_grad_(False).eval(), config
