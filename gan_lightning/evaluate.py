@@ -19,6 +19,7 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 
 from gan_lightning.classifier import read_classifier_file
 from gan_lightning.cli import command
@@ -31,6 +32,7 @@ from gan_lightning.metrics.suite import (
     add_real_as_fake,
     build_suite,
 )
+from gan_lightning.rejection import checked_keep, rejection_discriminator, rejection_sample
 from gan_lightning.runs.checkpoints import load_generator
 from gan_lightning.sampling import resolve_device
 
@@ -125,35 +127,22 @@ class _Judges:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score every checkpoint asked for; print the table, write the JSON, return the report."""
+    keep = checked_keep(cfg.rejection)
     checkpoints, root = find_checkpoints(cfg.ckpt_path, cfg.run_dir)
+    # Every D first: a sweep with one checkpoint that lacks D is refused before any scoring.
+    discriminators = [rejection_discriminator(ckpt, keep) for ckpt in checkpoints]
     judges = _Judges(cfg, resolve_device(cfg.device))
-    runs = []
+    scored = []
     first_config: Mapping[str, Any] | None = None
-    for ckpt in checkpoints:
+    for ckpt, discriminator in zip(checkpoints, discriminators, strict=True):
         generator, run_config = load_generator(ckpt, use_ema=cfg.use_ema)
-        suite, _ = judges(run_config)
-        suite.reset_fake()
-        add_generated(
-            suite,
-            generator.to(judges.device),
-            cfg.num_samples,
-            batch_size=cfg.batch_size,
-            seed=cfg.seed,
-        )
-        runs.append(
-            {
-                "run": run_name(ckpt, root),
-                "ckpt_path": str(ckpt),
-                "model": run_config["model"].get("name"),
-                **suite.compute(),
-            }
-        )
+        scored.append(score_run(cfg, judges, ckpt, root, generator, run_config, discriminator))
         first_config = first_config or run_config
-    runs.sort(key=lambda row: row["fid"])
-    report: dict[str, Any] = {
-        "settings": {"num_samples": cfg.num_samples, "seed": cfg.seed, "use_ema": cfg.use_ema},
-        "runs": runs,
-    }
+    # Best plain FID first; a run's rejection row stays right under its plain row.
+    scored.sort(key=lambda rows: rows[0]["fid"])
+    runs = [row for rows in scored for row in rows]
+    settings = {"num_samples": cfg.num_samples, "seed": cfg.seed, "use_ema": cfg.use_ema}
+    report: dict[str, Any] = {"settings": settings | {"rejection_keep": keep}, "runs": runs}
     if cfg.real_floor and first_config is not None:
         # The first run's data and classifier: a sweep varies the GAN, not what judges it.
         suite, datamodule = judges(first_config)
@@ -171,6 +160,51 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
+def score_run(
+    cfg: DictConfig,
+    judges: _Judges,
+    ckpt: Path,
+    root: Path,
+    generator: nn.Module,
+    run_config: Mapping[str, Any],
+    discriminator: nn.Module | None,
+) -> list[dict[str, Any]]:
+    """The run's row, and with a discriminator its rejection row: never one without the other.
+
+    Each row says in ``rejection_keep`` whether (and with which share) D chose its samples, so
+    the JSON cannot be read as if the rejection figures were the generator's own.
+    """
+    suite, _ = judges(run_config)
+    device = judges.device
+    generator.to(device)
+    about = {
+        "run": run_name(ckpt, root),
+        "ckpt_path": str(ckpt),
+        "model": run_config["model"].get("name"),
+    }
+    suite.reset_fake()
+    add_generated(suite, generator, cfg.num_samples, batch_size=cfg.batch_size, seed=cfg.seed)
+    rows = [{**about, "rejection_keep": None, **suite.compute()}]
+    if discriminator is not None:
+        keep = float(cfg.rejection.keep)  # checked by evaluate; 1 and 1.0 are one share
+        images, labels = rejection_sample(
+            generator,
+            discriminator.to(device),
+            cfg.num_samples,
+            cfg.seed,
+            keep,
+            batch_size=cfg.batch_size,
+        )
+        suite.reset_fake()
+        for start in range(0, images.shape[0], cfg.batch_size):
+            batch = slice(start, start + cfg.batch_size)
+            suite.update_fake(
+                images[batch].to(device), None if labels is None else labels[batch].to(device)
+            )
+        rows.append({**about, "rejection_keep": keep, **suite.compute()})
+    return rows
+
+
 def results_table(runs: list[dict[str, Any]], floor: dict[str, Any] | None) -> Table:
     table = Table(title="GAN metrics (classifier features; test split as the real set)")
     table.add_column("run", overflow="fold")
@@ -180,10 +214,19 @@ def results_table(runs: list[dict[str, Any]], floor: dict[str, Any] | None) -> T
 
     def cells(row: dict[str, Any]) -> list[str]:
         values = [f"{row[key]:.{digits}f}" if key in row else "-" for key, _, digits in COLUMNS]
-        return [row["run"], f"{row['num_fake']:,}", *values]
+        name = row["run"]
+        if row.get("rejection_keep") is not None:
+            name = f"{name} + rejection (keep {row['rejection_keep']:g})"
+        return [name, f"{row['num_fake']:,}", *values]
 
     for row in runs:
         table.add_row(*cells(row))
+    if any(row.get("rejection_keep") is not None for row in runs):
+        table.caption = (
+            "+ rejection: the samples the run's discriminator rates most real among "
+            "num_samples / keep. Read them against the run's row above: rejection can buy "
+            "precision and FID with recall and the rarest digit (docs/rejection.md)."
+        )
     if floor is not None:
         table.add_section()
         table.add_row(*cells(floor), style="italic")

@@ -22,6 +22,7 @@ from gan_lightning.classifier import load_classifier
 from gan_lightning.cli import command
 from gan_lightning.errors import SampleError, task_wrapper
 from gan_lightning.networks.latents import sample_latents
+from gan_lightning.rejection import checked_keep, rejection_discriminator, rejection_sample
 from gan_lightning.runs.checkpoints import load_generator
 from gan_lightning.sampling import (
     check_digit,
@@ -131,21 +132,44 @@ def sample(cfg: DictConfig) -> Path:
         raise SampleError(f"mode={cfg.mode} is not one of {', '.join(MODES)}")
     if cfg.batch_size < 1:
         raise SampleError(f"batch_size={cfg.batch_size} must be at least 1")
+    keep = checked_keep(cfg.rejection)
+    if keep is not None and cfg.mode != "samples":
+        raise SampleError(
+            f"rejection.keep={keep} chooses among random samples; mode={cfg.mode} draws a walk. "
+            "Use mode=samples, or leave rejection.keep out"
+        )
     out = output_path(cfg.out, cfg.mode)
     device = resolve_device(cfg.device)
-    generator, run_config = load_generator(to_absolute_path(cfg.ckpt_path), use_ema=cfg.use_ema)
+    ckpt_path = to_absolute_path(cfg.ckpt_path)
+    # Loaded first: a checkpoint without D is refused before the generator is rebuilt.
+    discriminator = rejection_discriminator(ckpt_path, keep)
+    generator, run_config = load_generator(ckpt_path, use_ema=cfg.use_ema)
     generator.to(device)
+    metadata = {}
     if cfg.mode == "samples":
-        images, labels = draw_samples(
-            generator, cfg.num_samples, cfg.seed, cfg.digit, cfg.batch_size
-        )
+        if discriminator is None:
+            images, labels = draw_samples(
+                generator, cfg.num_samples, cfg.seed, cfg.digit, cfg.batch_size
+            )
+        else:
+            images, labels = rejection_sample(
+                generator,
+                discriminator.to(device),
+                cfg.num_samples,
+                cfg.seed,
+                keep,
+                cfg.digit,
+                cfg.batch_size,
+            )
+            metadata["rejection_keep"] = keep
         per_digit = generator.num_classes > 0 and cfg.digit is None
         nrow = grid_columns(images.shape[0], generator.num_classes, per_digit)
     else:
         images, labels = interpolation(cfg, generator, run_config)
         nrow = cfg.steps
-    write_samples(out, images, labels, nrow)
-    log.info("wrote %d images to %s", images.shape[0], out)
+    write_samples(out, images, labels, nrow, metadata)
+    chosen = "" if keep is None else f" (rejection.keep={keep}: those D rated most real)"
+    log.info("wrote %d images to %s%s", images.shape[0], out, chosen)
     return out
 
 
