@@ -1,13 +1,18 @@
-"""Lightning data module for MNIST-like datasets, with the whole dataset held as one tensor.
+"""Lightning data modules that hold every split whole, as one uint8 tensor: the base and MNIST.
 
 MNIST is tiny (47 MB as uint8), so per-sample ``__getitem__``, PIL transforms and worker
 processes would cost far more than the data itself. Instead each split is read once into a
 uint8 tensor (moved to the GPU when training there), batches are gathered with one index
 tensor, and scaling to [-1, 1] happens on the fly on whole batches.
+
+:class:`WholeTensorDataModule` does all of that for any source; a subclass only reads its
+train and test images (:meth:`~WholeTensorDataModule.read_splits`). :class:`MNISTDataModule`
+reads IDX files; ``data/folder.py`` and ``data/npz.py`` read the user's own images.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 
 import pytorch_lightning as pl
@@ -27,6 +32,8 @@ from gan_lightning.checks import (
 )
 from gan_lightning.data.idx import MissingDataError, find_split, load_split
 from gan_lightning.errors import DataError
+
+log = logging.getLogger(__name__)
 
 # Folders a dataset may live in under the root: torchvision's name, then Debian's.
 _FOLDERS = {"MNIST": ("MNIST",), "FashionMNIST": ("FashionMNIST", "fashion-mnist")}
@@ -123,9 +130,16 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
             yield order[start : start + self.batch_size]
 
 
-#: The one home of the ``data`` settings' checks (``config.validate`` builds the data module).
-RULES: tuple[Rule, ...] = (
-    Rule("data.dataset", one_of(tuple(_FOLDERS)), "one of " + ", ".join(_FOLDERS)),
+#: The side every network here is built around. Models at 32 px (the DCGAN) see these images
+#: padded by 2 px of background, and the classifier and the metrics crop the padding off again,
+#: so every source is brought to 28x28 first, whatever the model.
+NATIVE_SIZE = 28
+#: The label of every image of a source without labels. Anything that reads it as a class
+#: (``one_hot``, ``cross_entropy``) fails at once instead of training on a made-up class.
+NO_LABEL = -1
+
+#: Settings every whole-tensor data module takes, each checked by the module that receives it.
+COMMON_RULES: tuple[Rule, ...] = (
     Rule(
         "data.image_size",
         one_of((28, 32)),
@@ -134,108 +148,125 @@ RULES: tuple[Rule, ...] = (
     Rule("data.batch_size", int_at_least(1), "an integer >= 1"),
     Rule("data.val_fraction", number_in(0, 1, include_high=False), "a number in [0, 1)"),
     Rule("data.split_seed", is_int, "an integer"),
-    Rule("data.download", is_bool, "true or false"),
     Rule("data.drop_last", is_bool, "true or false"),
-    Rule(
-        "data.class_names",
-        lambda names: (
-            isinstance(names, Sequence)
-            and len(names) == MNISTDataModule.num_classes
-            and all(isinstance(name, str) for name in names)
-        ),
-        "null (the digits) or 10 names, one per label",
-    ),
 )
 
+Split = tuple[torch.Tensor, torch.Tensor]
 
-class MNISTDataModule(pl.LightningDataModule):
-    """MNIST or Fashion-MNIST as whole-split tensors, with a seeded train/val partition.
+
+def pad_to(images: torch.Tensor, image_size: int) -> torch.Tensor:
+    """28x28 uint8 images [N, C, 28, 28] padded with background (0, -1 after scaling) to
+    ``image_size``; done once at setup, not on every batch."""
+    pad = (image_size - images.shape[-1]) // 2
+    return F.pad(images, (pad, pad, pad, pad), value=0)
+
+
+class WholeTensorDataModule(pl.LightningDataModule):
+    """Every split as one uint8 tensor, batched by index, with a seeded train/val partition.
+
+    A subclass says where its images come from: :meth:`read_splits` returns the train and
+    test images at ``image_size``, and :attr:`class_names`, :attr:`channels`, :attr:`source`
+    and :attr:`dataset` describe them. Everything else (the validation hold-out, the GPU copy,
+    the loaders, the checks a model must pass against the data) is shared, so a folder of PNG
+    files trains exactly as the IDX files do.
 
     Args:
-        root: folder holding ``<dataset>/raw/`` (torchvision's layout) or the IDX files directly.
-        dataset: ``MNIST`` or ``FashionMNIST``; also the torchvision class used to download.
         image_size: 28, or 32 to pad 2 background pixels per side once at setup (for DCGANs
             whose strided convolutions want a power of two).
         batch_size: images per training, validation and test batch.
-        val_fraction: share of the official training split held out for validation, in [0, 1).
-        split_seed: seeds both the train/val partition and, with the epoch, the batch order.
-        download: let torchvision download the files when they are missing.
+        val_fraction: share of the training split held out for validation, in [0, 1).
+        split_seed: seeds the train/val partition and, with the epoch, the batch order.
         drop_last: drop the last short training batch so every step sees ``batch_size`` images.
-        class_names: names of the 10 classes for plots; the digits when not given.
     """
 
-    num_classes = 10
+    #: The name runs and the classifier's weights file know this data by (``data.dataset``).
+    dataset: str
+    #: One name per class, in label order; empty for a source without labels.
+    class_names: Sequence[str]
+    #: 1 (grayscale) or 3 (RGB) channels per image.
+    channels: int = 1
 
     def __init__(
         self,
-        root: str,
-        dataset: str = "MNIST",
-        image_size: int = 28,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        download: bool = True,
-        drop_last: bool = True,
-        class_names: Sequence[str] | None = None,
+        *,
+        image_size: int,
+        batch_size: int,
+        val_fraction: float,
+        split_seed: int,
+        drop_last: bool,
     ) -> None:
         super().__init__()
-        names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
-        settings = {
-            "data.dataset": dataset,
-            "data.image_size": image_size,
-            "data.batch_size": batch_size,
-            "data.val_fraction": val_fraction,
-            "data.split_seed": split_seed,
-            "data.download": download,
-            "data.drop_last": drop_last,
-            "data.class_names": names,
-        }
-        refuse_broken(RULES, settings, error=DataError)
-        self.save_hyperparameters()
-        self.root = root
-        self.dataset = dataset
         self.image_size = image_size
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.split_seed = split_seed
-        self.download = download
         self.drop_last = drop_last
-        self.class_names = names
-        self._folders = _FOLDERS[dataset]
-        # split name -> (uint8 images [N, 1, S, S], int64 labels [N]); filled by setup().
-        self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # split name -> (uint8 images [N, C, S, S], int64 labels [N]); filled by setup().
+        self._splits: dict[str, Split] = {}
 
-    def prepare_data(self) -> None:
-        """Download only when a split is missing, and explain where to put the files otherwise."""
-        for split in ("train", "test"):
-            try:
-                find_split(self.root, self._folders, split)
-            except MissingDataError as missing:
-                if not self.download:
-                    raise DataError(
-                        f"{missing} (data.download=false, so nothing was downloaded.)"
-                    ) from None
-                self._download(split == "train", missing)
+    # ------------------------------------------------------------------ what a subclass gives
+    @property
+    def source(self) -> str:
+        """The file or folder the images come from, as messages name it."""
+        raise NotImplementedError
 
-    def _download(self, train: bool, missing: MissingDataError) -> None:
-        dataset_class = getattr(torchvision.datasets, self.dataset)
-        try:
-            dataset_class(self.root, train=train, download=True)
-        except Exception as err:  # any failure here means "offline or blocked": same advice
-            # torchvision's text lists every mirror URL and each one's error; its first line
-            # ("Error downloading train-images-idx3-ubyte.gz") is all that helps here.
-            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
+    def read_splits(self) -> tuple[Split, Split]:
+        """(train, test), each (uint8 images [N, C, S, S] at ``image_size``, int64 labels [N],
+        ``NO_LABEL`` throughout when the source has none); :class:`DataError` if unreadable."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ what the data holds
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def labeled(self) -> bool:
+        return self.num_classes > 0
+
+    def require_labels(self, purpose: str) -> None:
+        """Refuse ``purpose`` (what needs the labels, for the message) on a source without."""
+        if not self.labeled:
             raise DataError(
-                f"{missing.problem} Downloading {self.dataset} with torchvision failed too "
-                f"({first_line}; offline?). Without internet access, put the files in one of "
-                "those folders or set GAN_DATA_DIR / data.root=... to a folder that holds them."
-            ) from err
+                f"{purpose} needs labeled images, but {self.source} has no labels. Put the "
+                "images in one subfolder per class (data=folder), or add a `labels` array "
+                "(data=npz)."
+            )
 
+    def check_generator(self, num_classes: int, channels: int) -> None:
+        """Refuse, before any training, a generator that cannot learn from this data: one that
+        draws another number of channels, or a conditional one whose classes are not this
+        data's (a conditional model on data without labels above all)."""
+        if channels != self.channels:
+            raise DataError(
+                f"The data has {self.channels}-channel images (data.channels={self.channels}) "
+                f"but the model's generator draws {channels}-channel ones. Only models with a "
+                "`channels` setting (model=dcgan28 and model=cgan, as experiment=best and "
+                "experiment=best_conditional use them) draw colour; or set data.channels=1."
+            )
+        if not num_classes:
+            return
+        self.require_labels(f"A conditional model (model.num_classes={num_classes})")
+        if num_classes != self.num_classes:
+            shown = ", ".join(self.class_names[:12]) + (", ..." if self.num_classes > 12 else "")
+            raise DataError(
+                f"model.num_classes={num_classes}, but {self.source} has {self.num_classes} "
+                f"classes ({shown}); add model.num_classes={self.num_classes}."
+            )
+
+    # ------------------------------------------------------------------ Lightning's hooks
     def setup(self, stage: str | None = None) -> None:
         """Read every split once, whatever the stage, so metrics can use any split at any time."""
         if not self._splits:
-            self._load()
+            self._splits = self._partition(*self.read_splits())
         trainer = self.trainer
+        if stage == "fit" and not self.labeled and (trainer is None or trainer.is_global_zero):
+            log.warning(
+                "%s has no labels: the GAN trains on it, but the classifier-based metrics (FID "
+                "with our classifier, class balance, conditional accuracy) need labeled images. "
+                "For them, put the images in one subfolder per class.",
+                self.source,
+            )
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         if device.type == "cuda":
             # Data resident on the GPU: batches are gathered there, with no host transfer.
@@ -244,14 +275,13 @@ class MNISTDataModule(pl.LightningDataModule):
                 for name, (images, labels) in self._splits.items()
             }
 
-    def _load(self) -> None:
-        train_images, train_labels = load_split(self.root, self._folders, "train")
-        test_images, test_labels = load_split(self.root, self._folders, "test")
-
+    def _partition(self, train: Split, test: Split) -> dict[str, Split]:
+        """Hold ``val_fraction`` of the training images out for validation, by ``split_seed``."""
+        train_images, train_labels = train
         num_val = round(train_images.shape[0] * self.val_fraction)
         generator = torch.Generator().manual_seed(self.split_seed)
         order = torch.randperm(train_images.shape[0], generator=generator)
-        # Sorted so "the first n images" of a partition keep the file's order.
+        # Sorted so "the first n images" of a partition keep the source's order.
         val_index = order[:num_val].sort().values
         train_index = order[num_val:].sort().values
         num_train = train_index.shape[0]
@@ -261,25 +291,18 @@ class MNISTDataModule(pl.LightningDataModule):
                 f"images left after holding out data.val_fraction={self.val_fraction}; "
                 "lower data.batch_size."
             )
-
-        pad = (self.image_size - 28) // 2
-        splits = {
+        return {
             "train": (train_images[train_index], train_labels[train_index]),
             "val": (train_images[val_index], train_labels[val_index]),
-            "test": (test_images, test_labels),
-        }
-        # Padding with 0 (background, -1 after scaling) is done here once, not on every batch.
-        self._splits = {
-            name: (F.pad(images.unsqueeze(1), (pad, pad, pad, pad), value=0), labels)
-            for name, (images, labels) in splits.items()
+            "test": test,
         }
 
-    def split_tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole split as (uint8 images [N, 1, S, S], int64 labels [N]) on the data's device."""
+    def split_tensors(self, split: str) -> Split:
+        """The whole split as (uint8 images [N, C, S, S], int64 labels [N]) on the data's device."""
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
         if not self._splits:
-            raise RuntimeError("MNISTDataModule.setup() must run before its data is used")
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before its data is used")
         return self._splits[split]
 
     def real_images(self, split: str, count: int | None = None) -> torch.Tensor:
@@ -345,3 +368,111 @@ class MNISTDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False, drop_last=False)
+
+
+_MNIST_CLASSES = 10
+
+#: The one home of the MNIST ``data`` settings' checks (``config.validate`` builds the module).
+RULES: tuple[Rule, ...] = (
+    Rule("data.dataset", one_of(tuple(_FOLDERS)), "one of " + ", ".join(_FOLDERS)),
+    *COMMON_RULES,
+    Rule("data.download", is_bool, "true or false"),
+    Rule(
+        "data.class_names",
+        lambda names: (
+            isinstance(names, Sequence)
+            and len(names) == _MNIST_CLASSES
+            and all(isinstance(name, str) for name in names)
+        ),
+        "null (the digits) or 10 names, one per label",
+    ),
+)
+
+
+class MNISTDataModule(WholeTensorDataModule):
+    """MNIST or Fashion-MNIST from IDX files, as whole-split tensors.
+
+    Args:
+        root: folder holding ``<dataset>/raw/`` (torchvision's layout) or the IDX files directly.
+        dataset: ``MNIST`` or ``FashionMNIST``; also the torchvision class used to download.
+        image_size, batch_size, val_fraction, split_seed, drop_last: as
+            :class:`WholeTensorDataModule` takes them.
+        download: let torchvision download the files when they are missing.
+        class_names: names of the 10 classes for plots; the digits when not given.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        dataset: str = "MNIST",
+        image_size: int = 28,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        download: bool = True,
+        drop_last: bool = True,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        names = list(class_names) if class_names else [str(i) for i in range(_MNIST_CLASSES)]
+        settings = {
+            "data.dataset": dataset,
+            "data.image_size": image_size,
+            "data.batch_size": batch_size,
+            "data.val_fraction": val_fraction,
+            "data.split_seed": split_seed,
+            "data.download": download,
+            "data.drop_last": drop_last,
+            "data.class_names": names,
+        }
+        refuse_broken(RULES, settings, error=DataError)
+        super().__init__(
+            image_size=image_size,
+            batch_size=batch_size,
+            val_fraction=val_fraction,
+            split_seed=split_seed,
+            drop_last=drop_last,
+        )
+        self.save_hyperparameters()
+        self.root = root
+        self.dataset = dataset
+        self.download = download
+        self.class_names = names
+        self._folders = _FOLDERS[dataset]
+
+    @property
+    def source(self) -> str:
+        return f"{self.dataset} in {self.root}"
+
+    def prepare_data(self) -> None:
+        """Download only when a split is missing, and explain where to put the files otherwise."""
+        for split in ("train", "test"):
+            try:
+                find_split(self.root, self._folders, split)
+            except MissingDataError as missing:
+                if not self.download:
+                    raise DataError(
+                        f"{missing} (data.download=false, so nothing was downloaded.)"
+                    ) from None
+                self._download(split == "train", missing)
+
+    def _download(self, train: bool, missing: MissingDataError) -> None:
+        dataset_class = getattr(torchvision.datasets, self.dataset)
+        try:
+            dataset_class(self.root, train=train, download=True)
+        except Exception as err:  # any failure here means "offline or blocked": same advice
+            # torchvision's text lists every mirror URL and each one's error; its first line
+            # ("Error downloading train-images-idx3-ubyte.gz") is all that helps here.
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")
+            raise DataError(
+                f"{missing.problem} Downloading {self.dataset} with torchvision failed too "
+                f"({first_line}; offline?). Without internet access, put the files in one of "
+                "those folders or set GAN_DATA_DIR / data.root=... to a folder that holds them."
+            ) from err
+
+    def read_splits(self) -> tuple[Split, Split]:
+        train_images, train_labels = load_split(self.root, self._folders, "train")
+        test_images, test_labels = load_split(self.root, self._folders, "test")
+        return (
+            (pad_to(train_images.unsqueeze(1), self.image_size), train_labels),
+            (pad_to(test_images.unsqueeze(1), self.image_size), test_labels),
+        )
