@@ -23,7 +23,7 @@ from torch import nn
 
 from gan_lightning.classifier import read_classifier_file
 from gan_lightning.cli import command
-from gan_lightning.data.datamodule import MNISTDataModule
+from gan_lightning.data.datamodule import WholeTensorDataModule
 from gan_lightning.errors import CheckpointError, EvaluateError, task_wrapper
 from gan_lightning.metrics.suite import (
     MEMORIZATION_METRICS,
@@ -92,16 +92,18 @@ class _Judges:
     def __init__(self, cfg: DictConfig, device: torch.device) -> None:
         self.cfg = cfg
         self.device = device
-        self.datamodules: dict[str, MNISTDataModule] = {}
+        self.datamodules: dict[str, WholeTensorDataModule] = {}
         self.suites: dict[tuple[str, str], GenerativeMetricSuite] = {}
 
     def __call__(
         self, run_config: Mapping[str, Any]
-    ) -> tuple[GenerativeMetricSuite, MNISTDataModule]:
+    ) -> tuple[GenerativeMetricSuite, WholeTensorDataModule]:
         """The suite and data module that judge a run with this config."""
         data_config = dict(run_config["data"])
         if self.cfg.data_root:
-            data_config["root"] = to_absolute_path(self.cfg.data_root)
+            # A folder or IDX data set moves by its root; data=npz by its (training) file.
+            where = "root" if "root" in data_config else "path"
+            data_config[where] = to_absolute_path(self.cfg.data_root)
         data_key = json.dumps(data_config, sort_keys=True)
         if data_key not in self.datamodules:
             datamodule = instantiate(data_config)
@@ -109,6 +111,13 @@ class _Judges:
             datamodule.setup("test")
             self.datamodules[data_key] = datamodule
         datamodule = self.datamodules[data_key]
+        if not datamodule.labeled and not self.cfg.classifier_ckpt:
+            raise EvaluateError(
+                f"{datamodule.source} has no labels, so no classifier was trained on it, and "
+                "the metrics judge by one. Pass classifier_ckpt=<weights file> of a classifier "
+                "trained on labeled images like these (outputs/classifier/MNIST_classifier.pt "
+                "for handwritten digits): FID and precision/recall use its features."
+            )
 
         classifier = self.cfg.classifier_ckpt or run_config.get("metrics", {}).get(
             "classifier_ckpt"

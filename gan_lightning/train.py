@@ -68,6 +68,7 @@ def train(
     datamodule = hydra.utils.instantiate(cfg.data)
     module = build_gan_module(cfg)
     check_image_size(module.generator, cfg.data.image_size)
+    datamodule.check_generator(module.generator.num_classes, module.generator.channels)
     warn_if_short_of_space(output_dir, estimate_run_bytes(module, cfg))
     trainer = build_trainer(cfg)
     if record is not None:

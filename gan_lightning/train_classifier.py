@@ -18,12 +18,25 @@ from rich.console import Console
 from gan_lightning.build import build_trainer, plain
 from gan_lightning.classifier import AffineAugment, ClassifierModule, save_classifier
 from gan_lightning.cli import command
+from gan_lightning.data.datamodule import WholeTensorDataModule
 from gan_lightning.errors import task_wrapper
 
 
-def build_classifier_module(cfg: DictConfig) -> ClassifierModule:
+def network_config(cfg: DictConfig, datamodule: WholeTensorDataModule) -> dict[str, Any]:
+    """``cfg.network`` with the data's class and channel counts: a classifier of a folder with
+    3 classes of RGB images has 3 outputs and takes 3 channels. Saved in the weights file, so
+    the GAN runs that load it build the same network."""
+    datamodule.require_labels("Training a classifier")
+    return {
+        **plain(cfg.network),
+        "num_classes": datamodule.num_classes,
+        "channels": datamodule.channels,
+    }
+
+
+def build_classifier_module(cfg: DictConfig, network: dict[str, Any]) -> ClassifierModule:
     return ClassifierModule(
-        network=instantiate(cfg.network),
+        network=instantiate(network),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         augment=AffineAugment(**plain(cfg.augment)) if cfg.get("augment") else None,
@@ -35,7 +48,8 @@ def train_classifier(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test, save the weights file; returns the test accuracy, fit time and file path."""
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    module = build_classifier_module(cfg)
+    network = network_config(cfg, datamodule)
+    module = build_classifier_module(cfg, network)
     trainer = build_trainer(cfg)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
@@ -47,7 +61,7 @@ def train_classifier(cfg: DictConfig) -> dict[str, Any]:
     path = save_classifier(
         cfg.metrics.classifier_ckpt,
         module.network,
-        plain(cfg.network),
+        network,
         test_accuracy=test_accuracy,
         dataset=cfg.data.dataset,
     )

@@ -25,7 +25,8 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities import dim_zero_cat
 
 from gan_lightning.classifier import load_classifier
-from gan_lightning.data.datamodule import MNISTDataModule, to_unit_range
+from gan_lightning.data.datamodule import WholeTensorDataModule, to_unit_range
+from gan_lightning.errors import CheckpointError
 from gan_lightning.metrics.cache import real_features
 from gan_lightning.metrics.coverage import ClassCoverage
 from gan_lightning.metrics.features import ClassifierFeatures, ClassifierLogits
@@ -186,9 +187,30 @@ class GenerativeMetricSuite(nn.Module):
         return values
 
 
+def check_judge(
+    classifier: nn.Module, classifier_ckpt: str | Path, datamodule: WholeTensorDataModule
+) -> None:
+    """Refuse a classifier that cannot judge this data: other channels, or other classes
+    (its class balance and conditional accuracy would count classes the data does not have).
+    Data without labels has no classes to match: any classifier of its channels gives FID."""
+    channels = getattr(classifier, "channels", 1)
+    classes = classifier.num_classes
+    if channels == datamodule.channels and (
+        not datamodule.labeled or classes == datamodule.num_classes
+    ):
+        return
+    raise CheckpointError(
+        f"Classifier {classifier_ckpt} takes {channels}-channel images of {classes} classes, "
+        f"but {datamodule.source} holds {datamodule.channels}-channel images of "
+        f"{datamodule.num_classes} classes. Train one on this data (`python -m "
+        f"gan_lightning.train_classifier` with the same data settings, data.dataset="
+        f"{datamodule.dataset} naming its file), or pass the weights file of one."
+    )
+
+
 def build_suite(
     classifier_ckpt: str | Path,
-    datamodule: MNISTDataModule,
+    datamodule: WholeTensorDataModule,
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 500,
@@ -199,7 +221,9 @@ def build_suite(
     ``datamodule`` must be set up; raises ``MissingClassifierError`` (naming the command that
     trains one) when there is no classifier file.
     """
-    suite = GenerativeMetricSuite(load_classifier(classifier_ckpt), **suite_options).to(device)
+    classifier = load_classifier(classifier_ckpt)
+    check_judge(classifier, classifier_ckpt, datamodule)
+    suite = GenerativeMetricSuite(classifier, **suite_options).to(device)
     pixels, features = {}, {}
     for split in ("train", "test"):
         images = datamodule.split_tensors(split)[0]
@@ -249,7 +273,7 @@ def add_generated(
 
 @torch.no_grad()
 def add_real_as_fake(
-    suite: GenerativeMetricSuite, datamodule: MNISTDataModule, split: str, *, batch_size: int
+    suite: GenerativeMetricSuite, datamodule: WholeTensorDataModule, split: str, *, batch_size: int
 ) -> None:
     """Feed a real split as if generated, with its true labels: the real-data floor.
 
@@ -261,4 +285,6 @@ def add_real_as_fake(
     for image_batch, label_batch in zip(
         images.split(batch_size), labels.split(batch_size), strict=True
     ):
-        suite.update_fake(to_unit_range(image_batch.to(device)), label_batch.to(device))
+        # Without labels there is no class to check the classifier's reading against.
+        targets = label_batch.to(device) if datamodule.labeled else None
+        suite.update_fake(to_unit_range(image_batch.to(device)), targets)

@@ -16,17 +16,23 @@ class CGANGenerator(nn.Module):
     """Concatenates one_hot(label) with z, so every layer can depend on the class.
 
     With ``num_classes=0`` it is the same network without labels (``model=dcgan28``): a
-    DCGAN-style generator at native 28x28 with 64 channels at full resolution.
+    DCGAN-style generator at native 28x28 with 64 channels at full resolution. ``channels=3``
+    draws RGB images (``data.channels=3``) with one wider last convolution, nothing else.
     """
 
     image_size = 28
 
     def __init__(
-        self, latent_dim: int = 100, num_classes: int = 10, latent_prior: str = "gaussian"
+        self,
+        latent_dim: int = 100,
+        num_classes: int = 10,
+        latent_prior: str = "gaussian",
+        channels: int = 1,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
+        self.channels = channels
         self.latent_prior = check_latent_prior(latent_prior)
         self.net = nn.Sequential(
             *block(
@@ -35,7 +41,7 @@ class CGANGenerator(nn.Module):
             Reshape(128, 7, 7),
             *block(nn.ConvTranspose2d(128, 128, 4, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
             *block(nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
-            nn.Conv2d(64, 1, 3, 1, 1),
+            nn.Conv2d(64, channels, 3, 1, 1),
             nn.Tanh(),
         )
 
@@ -53,13 +59,19 @@ class CGANDiscriminator(nn.Module):
     ``conditioning="none"`` is seed 000's discriminator: it ignores labels, so only an
     auxiliary classifier can make the generator respect them. ``"projection"`` (Miyato &
     Koyama 2018) adds ``<embed(y), h>`` to the logit, so D itself judges whether an image
-    matches its label and conditional generation works without a classifier.
+    matches its label and conditional generation works without a classifier. ``channels`` is
+    the images' (1, or 3 for RGB).
     """
 
     image_size = 28
     feature_dim = 256 * 4 * 4
 
-    def __init__(self, num_classes: int = 10, conditioning: str = "none") -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        conditioning: str = "none",
+        channels: int = 1,
+    ) -> None:
         if conditioning not in CONDITIONING:
             raise ValueError(
                 f"CGANDiscriminator got conditioning={conditioning!r}; "
@@ -69,7 +81,7 @@ class CGANDiscriminator(nn.Module):
         self.num_classes = num_classes
         self.conditioning = conditioning
         self.features = nn.Sequential(
-            *block(nn.Conv2d(1, 32, 3, 2, 1), nn.LeakyReLU(0.2)),
+            *block(nn.Conv2d(channels, 32, 3, 2, 1), nn.LeakyReLU(0.2)),
             *block(nn.Conv2d(32, 64, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
             *block(nn.Conv2d(64, 128, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
             *block(nn.Conv2d(128, 256, 3, 1, 1), nn.LeakyReLU(0.2), batch_norm=True),

@@ -14,6 +14,7 @@ class MNISTClassifier(nn.Module):
     Seed 000 found ReLU's dead units starve a generator of gradient when the classifier
     guides it. Inputs are GAN-range [-1, 1] images, 28x28 or 32x32, and preprocessing
     happens inside so the data module, the GAN and the evaluator all feed the same tensors.
+    ``channels=3`` takes RGB images (``data.channels=3``) in its first convolution.
     """
 
     def __init__(
@@ -23,12 +24,14 @@ class MNISTClassifier(nn.Module):
         conv_dropout: float = 0.25,
         fc_dropout: float = 0.5,
         negative_slope: float = 0.01,
+        channels: int = 1,
     ) -> None:
         super().__init__()
         self.feature_dim = feature_dim
         self.num_classes = num_classes
+        self.channels = channels
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, 1),
+            nn.Conv2d(channels, 32, 3, 1),
             nn.LeakyReLU(negative_slope),
             nn.Conv2d(32, 64, 3, 1),
             nn.LeakyReLU(negative_slope),

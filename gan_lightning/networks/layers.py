@@ -59,6 +59,7 @@ class Generator(nn.Module):
     """
 
     num_classes = 0
+    channels = 1  # grayscale; the data module refuses data of another kind before training
 
     def __init__(
         self, latent_dim: int, image_size: int, net: nn.Module, latent_prior: str = "gaussian"

@@ -60,6 +60,7 @@ class LeanGenerator(nn.Module):
     """z (+ one-hot y) -> linear to 2w x 7x7 -> 2w->w (14x14) -> w->1 (28x28), ReLU, Tanh."""
 
     image_size = 28
+    channels = 1  # grayscale; the data module refuses data of another kind before training
 
     def __init__(
         self,
