@@ -136,7 +136,7 @@ def _leaf_keys(tree: Any, prefix: str = "") -> Iterator[str]:
 
 def group_options(group: str, searchpath: Iterable[str] = ()) -> list[str]:
     """The options of one of our config groups (``optim.d`` -> ``adam``, ``sgd``), including
-    those in extra ``file://`` folders of ``hydra.searchpath`` (the notebooks' presets)."""
+    those in extra ``file://`` folders (the notebooks' presets, a user's ``--config-dir``)."""
     folders = [CONFIG_DIR] + [
         Path(entry.removeprefix("file://")) for entry in searchpath if entry.startswith("file://")
     ]
@@ -161,7 +161,10 @@ def search_space_problem(config: DictConfig) -> str | None:
         if raw_key.startswith("+") or key.startswith("hydra"):
             continue  # adds a key on purpose, or Hydra's own (Hydra refuses sweeping those)
         if key in choices:
-            options = group_options(key, config.hydra.get("searchpath") or ())
+            # Hydra's sources hold --config-dir; a config composed by hand has hydra.searchpath.
+            sources = config.hydra.runtime.get("config_sources") or ()
+            folders = [f"file://{source.path}" for source in sources if source.schema == "file"]
+            options = group_options(key, [*folders, *(config.hydra.get("searchpath") or ())])
             unknown = [c for c in _choices(key, value) if options and c not in options]
             if unknown:
                 return (
