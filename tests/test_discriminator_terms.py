@@ -33,16 +33,16 @@ def _inputs() -> tuple[_Critic, torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_no_penalty_is_computed_when_both_weights_are_zero() -> None:
     critic, real, real_logits, fake = _inputs()
     penalties = DiscriminatorPenalties()
-    assert not penalties.needs_real_grad
-    assert penalties(critic, real, real_logits, fake, None) == {}
+    assert penalties.needs_grad(0) == (False, False)
+    assert penalties(critic, 0, real, real_logits, fake, critic(fake), None) == {}
 
 
 def test_each_enabled_penalty_is_weighted_and_named() -> None:
     critic, real, real_logits, fake = _inputs()
     penalties = DiscriminatorPenalties(gradient_penalty_weight=10.0, r1_gamma=0.2)
-    assert penalties.needs_real_grad
+    assert penalties.needs_grad(0) == (True, False)
     torch.manual_seed(1)  # WGAN-GP draws its interpolation weights
-    terms = penalties(critic, real, real_logits, fake, None)
+    terms = penalties(critic, 0, real, real_logits, fake, critic(fake), None)
     assert list(terms) == ["gp", "r1"]
     torch.manual_seed(1)
     torch.testing.assert_close(terms["gp"], 10.0 * wgan_gradient_penalty(critic, real, fake))
@@ -51,7 +51,9 @@ def test_each_enabled_penalty_is_weighted_and_named() -> None:
 
 def test_r1_alone_leaves_out_the_interpolation_penalty() -> None:
     critic, real, real_logits, fake = _inputs()
-    terms = DiscriminatorPenalties(r1_gamma=1.0)(critic, real, real_logits, fake, None)
+    terms = DiscriminatorPenalties(r1_gamma=1.0)(
+        critic, 0, real, real_logits, fake, critic(fake), None
+    )
     assert list(terms) == ["r1"]
     terms["r1"].backward()  # create_graph=True: the penalty trains D
     assert critic.net[1].weight.grad is not None

@@ -27,7 +27,23 @@ LAYOUT = {
         "losses per epoch": ["Multiline", [r"loss/d_epoch", r"loss/g_epoch"]],
         "D outputs per step": ["Multiline", [f"{_D_REAL}_step", f"{_D_FAKE}_step"]],
         "D outputs per epoch": ["Multiline", [f"{_D_REAL}_epoch", f"{_D_FAKE}_epoch"]],
-    }
+    },
+    # Why a run stalls (gan/health.py says how each reads): one point per epoch.
+    "training health": {
+        "D overfitting: r_t and augment probability": [
+            "Multiline",
+            [r"health/r_t_epoch", r"health/ada_p_epoch"],
+        ],
+        "D accuracy on reals and fakes": [
+            "Multiline",
+            [r"health/d_acc_real_epoch", r"health/d_acc_fake_epoch"],
+        ],
+        "gradient norms": ["Multiline", [r"health/grad_norm_d_epoch", r"health/grad_norm_g_epoch"]],
+        "sample spread (0: collapsed to one image)": [
+            "Multiline",
+            [r"health/sample_spread_epoch"],
+        ],
+    },
 }
 
 

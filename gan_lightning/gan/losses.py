@@ -30,6 +30,12 @@ class GANLoss:
     uses_targets: bool = True
     #: weight of the WGAN-GP gradient penalty the training step adds to D's loss (0 = none)
     gradient_penalty_weight: float = 0.0
+    #: whether G's loss compares each fake with a real image (relativistic losses), so the G
+    #: step must show D a real batch too
+    pairs_real_and_fake: bool = False
+    #: D's output at which it is undecided: above it an image is judged real (D's accuracy
+    #: and r_t = E[sign(D(real) - threshold)] in the training-health scalars)
+    threshold: float = 0.0
 
     def discriminator_loss(
         self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor
@@ -37,7 +43,8 @@ class GANLoss:
         """Return D's loss terms by name (``real``, ``fake``); the step sums and logs them."""
         raise NotImplementedError
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """G's loss; ``real_logits`` (D on a real batch) only for ``pairs_real_and_fake``."""
         raise NotImplementedError
 
     def discriminator_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
@@ -62,7 +69,7 @@ class NonSaturatingLoss(GANLoss):
             "fake": F.binary_cross_entropy_with_logits(fake_logits, fake_targets),
         }
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
@@ -74,12 +81,14 @@ class MinimaxLoss(NonSaturatingLoss):
     without overflow.
     """
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -F.softplus(fake_logits).mean()
 
 
 class LeastSquaresLoss(GANLoss):
     """LSGAN (Mao et al. 2017): squared distance of the logits to the targets."""
+
+    threshold = 0.5  # halfway between the targets 0 and 1
 
     def discriminator_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
         """D regresses its raw output onto the targets 1 and 0, so that output is the verdict."""
@@ -93,7 +102,7 @@ class LeastSquaresLoss(GANLoss):
             "fake": 0.5 * F.mse_loss(fake_logits, fake_targets),
         }
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return 0.5 * F.mse_loss(fake_logits, torch.ones_like(fake_logits))
 
 
@@ -114,7 +123,7 @@ class HingeLoss(ScoreLoss):
     ) -> dict[str, Tensor]:
         return {"real": F.relu(1.0 - real_logits).mean(), "fake": F.relu(1.0 + fake_logits).mean()}
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
 
 
@@ -131,5 +140,29 @@ class WassersteinGPLoss(ScoreLoss):
     ) -> dict[str, Tensor]:
         return {"real": -real_logits.mean(), "fake": fake_logits.mean()}
 
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
+
+
+class RelativisticLoss(ScoreLoss):
+    """The relativistic pairing loss of RpGAN / R3GAN (Jolicoeur-Martineau 2019; Huang et al.,
+    NeurIPS 2024): D judges whether a real image is more real than a fake one, pair by pair,
+    and G the reverse.
+
+    Each fake is compared with one real image instead of with a fixed target, so D cannot
+    separate the two sets by pushing every real up and every fake down alone; R3GAN shows it
+    covers every mode of StackedMNIST with R1 and R2 (``tricks.r1_gamma``,
+    ``tricks.r2_gamma``), where the usual loss misses some.
+    """
+
+    pairs_real_and_fake = True
+
+    def discriminator_loss(
+        self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor
+    ) -> dict[str, Tensor]:
+        return {"pair": F.softplus(fake_logits - real_logits).mean()}
+
+    def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        if real_logits is None:
+            raise ValueError("RelativisticLoss.generator_loss pairs each fake with a real logit")
+        return F.softplus(real_logits - fake_logits).mean()

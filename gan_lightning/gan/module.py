@@ -31,7 +31,8 @@ from torch.optim import Optimizer
 from gan_lightning.compat import step_metrics_due
 from gan_lightning.errors import CheckpointError, ConfigError, DivergenceError
 from gan_lightning.gan import ema as ema_lib
-from gan_lightning.gan.augment import diff_augment
+from gan_lightning.gan import health
+from gan_lightning.gan.augment import AdaptiveTranslation, diff_augment
 from gan_lightning.gan.divergence import (
     NonFiniteGuard,
     divergence_message,
@@ -39,9 +40,15 @@ from gan_lightning.gan.divergence import (
     nonfinite_parameters,
 )
 from gan_lightning.gan.losses import GANLoss
-from gan_lightning.gan.regularizers import DiscriminatorPenalties
+from gan_lightning.gan.regularizers import DiscriminatorPenalties, LeCam
 from gan_lightning.gan.running_means import RunningMeans
-from gan_lightning.gan.tricks import Tricks, add_instance_noise, discriminator_targets
+from gan_lightning.gan.schedules import scale_learning_rates_, training_progress
+from gan_lightning.gan.tricks import (
+    Tricks,
+    add_instance_noise,
+    discriminator_targets,
+    top_k_indices,
+)
 from gan_lightning.networks.init import apply_spectral_norm_, initialize_
 from gan_lightning.networks.latents import sample_latents
 from gan_lightning.runs.checkpoints import capture_rng_states, restore_rng_states, state_mismatch
@@ -98,6 +105,11 @@ class GANModule(pl.LightningModule):
         self.automatic_optimization = False
         self.tricks = tricks or Tricks()
         _check_compatible(loss, self.tricks, generator, discriminator, guide_classifier)
+        if self.tricks.lr_decay_to is not None and (g_scheduler or d_scheduler):
+            raise ConfigError(
+                f"tricks.lr_decay_to={self.tricks.lr_decay_to} and scheduler.g / scheduler.d "
+                "both set the learning rates; use one of them"
+            )
         initialize_(generator, init)
         initialize_(discriminator, init)
         if self.tricks.spectral_norm:
@@ -109,7 +121,20 @@ class GANModule(pl.LightningModule):
         if guide_classifier is not None:
             guide_classifier.requires_grad_(False).eval()
         self.loss = loss
-        self.penalties = DiscriminatorPenalties(loss.gradient_penalty_weight, self.tricks.r1_gamma)
+        tricks = self.tricks
+        self.penalties = DiscriminatorPenalties(
+            loss.gradient_penalty_weight, tricks.r1_gamma, tricks.r2_gamma, tricks.reg_every
+        )
+        # Modules, so their running state (D's output means, the augment probability) travels
+        # in the checkpoint with the weights.
+        self.lecam = LeCam(tricks.lecam.ema) if tricks.lecam.weight > 0 else None
+        ada = tricks.ada
+        self.ada = (
+            AdaptiveTranslation(ada.target, ada.kimg, ada.interval, ada.max_shift)
+            if ada.target is not None
+            else None
+        )
+        self.progress = 0.0  # share of the run done, set every batch (gan/schedules.py)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         self.g_scheduler = g_scheduler
@@ -196,6 +221,9 @@ class GANModule(pl.LightningModule):
         batch_size, tricks = real.shape[0], self.tricks
         opt_g, opt_d = self.optimizers()
         g_due = batch_idx % tricks.n_critic == 0
+        self.progress = training_progress(self.trainer, batch_idx)
+        if tricks.lr_decay_to is not None:
+            scale_learning_rates_((opt_g, opt_d), tricks.lr_factor_at(self.progress))
         fakes, logs = None, {}
         if batch_idx % tricks.d_every_n_batches == 0:
             if tricks.reuse_fakes and g_due:
@@ -205,7 +233,7 @@ class GANModule(pl.LightningModule):
             logs |= self._discriminator_step(opt_d, real, real_labels, fakes)
         if g_due:
             for _ in range(tricks.g_steps_per_d):
-                logs |= self._generator_step(opt_g, batch_size, fakes)
+                logs |= self._generator_step(opt_g, real, real_labels, fakes)
                 fakes = None  # only the first G step can reuse them: after it G has changed
         self._log_step(logs, batch_size=batch_size)
 
@@ -219,38 +247,69 @@ class GANModule(pl.LightningModule):
         # Under autocast G emits bf16/fp16; D's inputs and the penalties stay in real's dtype.
         fake, fake_labels = fakes[0].detach().to(real.dtype), fakes[1]
         real_in, fake_in = self._discriminator_inputs(real), self._discriminator_inputs(fake)
-        real_in.requires_grad_(self.penalties.needs_real_grad)
+        real_grad, fake_grad = self.penalties.needs_grad(self.d_steps)
+        real_in.requires_grad_(real_grad)
+        fake_in.requires_grad_(fake_grad)
         # Losses in fp32 whatever the autocast dtype (BCE/MSE would be, hinge/WGAN would not).
         real_logits = self.discriminator(real_in, real_labels).float()
         fake_logits = self.discriminator(fake_in, fake_labels).float()
         real_targets, fake_targets = discriminator_targets(self.tricks, real_logits.detach())
         terms = self.loss.discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
-        terms |= self.penalties(self.discriminator, real_in, real_logits, fake_in, fake_labels)
+        terms |= self.penalties(
+            self.discriminator,
+            self.d_steps,
+            real_in,
+            real_logits,
+            fake_in,
+            fake_logits,
+            fake_labels,
+        )
+        if self.lecam is not None:
+            terms["lecam"] = self.tricks.lecam.weight * self.lecam(real_logits, fake_logits)
         loss = torch.stack(list(terms.values())).sum()
-        self._optimize(opt_d, loss, "discriminator")
+        grad_norm = self._optimize(opt_d, loss, "discriminator")
         self.untoggle_optimizer(opt_d)
+        real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
+        if self.ada is not None:
+            self.ada.observe(torch.sign(real_logits - self.loss.threshold), self.d_steps)
         self.d_steps += 1
-        logs = self._step_logs("d", loss, terms)
-        return logs | self.loss.discriminator_outputs(real_logits.detach(), fake_logits.detach())
+        logs = self._step_logs("d", loss, terms) | {"health/grad_norm_d": grad_norm}
+        logs |= health.discriminator_health(real_logits, fake_logits, self.loss.threshold)
+        if self.ada is not None:
+            logs["health/ada_p"] = self.ada.p
+        return logs | self.loss.discriminator_outputs(real_logits, fake_logits)
 
     def _generator_step(
-        self, opt_g: Optimizer, batch_size: int, fakes: Fakes | None
+        self, opt_g: Optimizer, real: Tensor, real_labels: Tensor | None, fakes: Fakes | None
     ) -> dict[str, Tensor]:
         self.toggle_optimizer(opt_g)
-        fake, labels = fakes if fakes is not None else self._fakes(batch_size)
+        fake, labels = fakes if fakes is not None else self._fakes(real.shape[0])
         fake_logits = self.discriminator(self._discriminator_inputs(fake), labels).float()
-        terms = {"adversarial": self.loss.generator_loss(fake_logits)}
+        real_logits = None
+        if self.loss.pairs_real_and_fake:
+            with torch.no_grad():  # a constant for G: only the pairing needs it
+                real_logits = self.discriminator(self._discriminator_inputs(real), real_labels)
+            real_logits = real_logits.float()
+        best = top_k_indices(fake_logits, self.tricks.top_k.keep_at(self.progress))
+        if best is not None:  # top-k: G learns from the fakes D rates most real only
+            fake_logits = fake_logits[best]
+            real_logits = real_logits[best] if real_logits is not None else None
+        terms = {"adversarial": self.loss.generator_loss(fake_logits, real_logits)}
         loss = terms["adversarial"]
         alpha = self.tricks.classifier_guidance.alpha_at(self.current_epoch)
         if self.guide_classifier is not None and alpha > 0:
             terms["guidance"] = F.cross_entropy(self.guide_classifier(fake), labels)
             loss = (1.0 - alpha) * loss + alpha * terms["guidance"]
-        self._optimize(opt_g, loss, "generator")
+        grad_norm = self._optimize(opt_g, loss, "generator")
         self.untoggle_optimizer(opt_g)
         self.g_steps += 1
         if self.g_ema is not None:
-            ema_lib.update_ema_(self.g_ema, self.generator, self._ema_decay(batch_size))
-        return self._step_logs("g", loss, terms)
+            ema_lib.update_ema_(self.g_ema, self.generator, self._ema_decay(real.shape[0]))
+        logs = self._step_logs("g", loss, terms)
+        return logs | {
+            "health/grad_norm_g": grad_norm,
+            "health/sample_spread": health.sample_spread(fake),
+        }
 
     # ------------------------------------------------------------------ step helpers
     def _real_batch(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
@@ -267,8 +326,11 @@ class GANModule(pl.LightningModule):
         return self.generate(batch_size, labels), labels
 
     def _discriminator_inputs(self, images: Tensor) -> Tensor:
-        """What D sees of real and fake alike: DiffAugment, then instance noise."""
+        """What D sees of real and fake alike: DiffAugment, adaptive translation, then
+        instance noise."""
         images = diff_augment(images, self.tricks.diffaugment)
+        if self.ada is not None:
+            images = self.ada(images)
         return add_instance_noise(images, self.tricks.instance_noise.std_at(self.d_steps))
 
     @staticmethod
@@ -293,6 +355,12 @@ class GANModule(pl.LightningModule):
         epoch_logs = {f"{name}_epoch": value for name, value in means.items()}
         self.log_dict(epoch_logs, on_epoch=True, sync_dist=True)
         self.epoch_means.reset()
+        if "health/sample_spread" in means:  # one host read per epoch
+            collapsed = health.collapse_message(
+                float(means["health/sample_spread"]), self.current_epoch
+            )
+            if collapsed:
+                rank_zero_warn(collapsed)
 
     def _ema_decay(self, batch_size: int) -> float:
         tricks = self.tricks
@@ -304,14 +372,17 @@ class GANModule(pl.LightningModule):
         assert tricks.ema_decay is not None  # g_ema exists only when one of the two is set
         return ema_lib.warmed_up_decay(tricks.ema_decay, self.g_steps)
 
-    def _optimize(self, optimizer: Optimizer, loss: Tensor, network: str) -> None:
+    def _optimize(self, optimizer: Optimizer, loss: Tensor, network: str) -> Tensor:
+        """Backward and step; returns the gradient norm that was applied (0 if skipped)."""
         optimizer.zero_grad(set_to_none=True)
         # A host sync per step on GPU; guard.check_every_step=false leaves it to the epoch end.
         if self.guard.check_every_step and not torch.isfinite(loss):
             self._skip_or_stop(f"The {network} loss is {loss.item()} in epoch {self.current_epoch}")
-            return
+            return torch.zeros((), device=loss.device)
         self.manual_backward(loss)
+        grad_norm = health.gradient_norm(optimizer)
         optimizer.step()
+        return grad_norm
 
     def _steps(self) -> str:
         return f"after {self.d_steps} D and {self.g_steps} G steps"

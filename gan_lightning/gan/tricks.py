@@ -9,6 +9,7 @@ training step calls the functions below; each one can be tested alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -63,6 +64,51 @@ class ClassifierGuidance:
 
 
 @dataclass(frozen=True)
+class TopK:
+    """Top-k generator updates (Sinha et al., NeurIPS 2020): G learns only from its best fakes.
+
+    G's loss is taken over the k fakes D rates most real; k starts at the whole batch, where
+    every fake still teaches G something, and falls linearly with the run's progress to
+    ``floor`` of it, so late in training the malformed fakes no longer pull G towards them.
+    """
+
+    floor: float | None = None  # None = off; the paper's 0.5-0.75
+
+    def keep_at(self, progress: float) -> float:
+        """The share of the batch G learns from, ``progress`` being the run's fraction done."""
+        if self.floor is None:
+            return 1.0
+        return 1.0 - (1.0 - self.floor) * min(max(progress, 0.0), 1.0)
+
+
+@dataclass(frozen=True)
+class LeCam:
+    """LeCam regularization (Tseng et al., CVPR 2021) against a D that memorizes the data.
+
+    D's outputs on reals are pulled towards the running mean of its outputs on fakes and vice
+    versa, which bounds how far apart D can push the two on a small training set.
+    """
+
+    weight: float = 0.0  # 0 = off; the paper's 0.3
+    ema: float = 0.99  # decay of the running means of D's outputs
+
+
+@dataclass(frozen=True)
+class AdaptiveAugment:
+    """StyleGAN2-ADA's controller over one augmentation: translation of up to a few pixels.
+
+    Each D input is shifted with probability p; p rises while D's sign on reals,
+    r_t = E[sign(D(real))], is above ``target`` (D is overfitting) and falls below it. Only
+    translation: a flip or a rotation changes which digit an image shows.
+    """
+
+    target: float | None = None  # None = off; StyleGAN2-ADA's 0.6
+    kimg: float = 100.0  # thousands of images over which p may move from 0 to 1
+    interval: int = 4  # D steps between adjustments of p
+    max_shift: int = 3  # largest shift in pixels, filled with the background
+
+
+@dataclass(frozen=True)
 class Tricks:
     """The ``tricks`` group, each field at its key's path; every trick is off by default."""
 
@@ -80,6 +126,23 @@ class Tricks:
     diffaugment: tuple[str, ...] = ()
     classifier_guidance: ClassifierGuidance = field(default_factory=ClassifierGuidance)
     reuse_fakes: bool = False
+    r2_gamma: float = 0.0
+    reg_every: int = 1
+    top_k: TopK = field(default_factory=TopK)
+    lecam: LeCam = field(default_factory=LeCam)
+    ada: AdaptiveAugment = field(default_factory=AdaptiveAugment)
+    lr_decay_to: float | None = None
+
+    def lr_factor_at(self, progress: float) -> float:
+        """Cosine decay of both learning rates over the run to ``lr_decay_to`` of the start.
+
+        ``progress`` follows the clock when the run is budgeted by ``trainer.max_time``, which a
+        per-epoch scheduler cannot: the same schedule fits a 3- and a 10-minute run.
+        """
+        if self.lr_decay_to is None:
+            return 1.0
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return self.lr_decay_to + (1.0 - self.lr_decay_to) * cosine
 
     def __post_init__(self) -> None:
         # How values combine is only worth judging once each value alone is fine.
@@ -109,6 +172,11 @@ class Tricks:
                 f"tricks.ema_decay={self.ema_decay} and tricks.ema_kimg={self.ema_kimg} both set "
                 "the averaged generator's speed; set one of them (the other to null)"
             )
+        if self.reg_every > 1 and self.r1_gamma == 0 and self.r2_gamma == 0:
+            yield (
+                f"tricks.reg_every={self.reg_every} spaces out R1/R2, but both are off; set "
+                "tricks.r1_gamma or tricks.r2_gamma, or leave reg_every at 1"
+            )
         if self.ema_rampup is not None and self.ema_kimg is None:
             yield (
                 f"tricks.ema_rampup={self.ema_rampup} ramps up tricks.ema_kimg, which is "
@@ -135,6 +203,9 @@ _NESTED: dict[str, type] = {
     "label_smoothing": LabelSmoothing,
     "instance_noise": InstanceNoise,
     "classifier_guidance": ClassifierGuidance,
+    "top_k": TopK,
+    "lecam": LeCam,
+    "ada": AdaptiveAugment,
 }
 
 
@@ -205,6 +276,24 @@ RULES: tuple[Rule, ...] = (
     Rule("tricks.r1_gamma", number_in(0), "a number >= 0"),
     Rule("tricks.classifier_guidance.alpha", null_or(_UNIT), "null (off) or a number in [0, 1]"),
     Rule("tricks.classifier_guidance.alpha_per_epoch", is_number, "a number"),
+    Rule("tricks.r2_gamma", number_in(0), "a number >= 0"),
+    Rule("tricks.reg_every", int_at_least(1), "an integer >= 1 (StyleGAN2's lazy R1: 16)"),
+    Rule(
+        "tricks.top_k.floor",
+        null_or(number_in(0, 1, include_low=False)),
+        "null (off) or a number in (0, 1], e.g. 0.5",
+    ),
+    Rule("tricks.lecam.weight", number_in(0), "a number >= 0 (paper: 0.3)"),
+    Rule("tricks.lecam.ema", number_in(0, 1, include_high=False), "a number in [0, 1), e.g. 0.99"),
+    Rule("tricks.ada.target", null_or(_UNIT), "null (off) or a number in [0, 1], e.g. 0.6"),
+    Rule("tricks.ada.kimg", number_in(0, include_low=False), "a number > 0, e.g. 100"),
+    Rule("tricks.ada.interval", int_at_least(1), "an integer >= 1, e.g. 4"),
+    Rule("tricks.ada.max_shift", int_at_least(1), "an integer >= 1 (pixels), e.g. 3"),
+    Rule(
+        "tricks.lr_decay_to",
+        null_or(number_in(0, 1)),
+        "null (off) or a number in [0, 1], e.g. 0.25",
+    ),
 )
 
 
@@ -243,3 +332,12 @@ def as_policy_list(policies: Sequence[str] | str | None) -> tuple[str, ...]:
     if isinstance(policies, str):
         return tuple(name.strip() for name in policies.split(",") if name.strip())
     return tuple(policies)
+
+
+def top_k_indices(fake_logits: Tensor, keep: float) -> Tensor | None:
+    """The indices of the ``keep`` share of fakes D rates most real (None: keep every one)."""
+    count = fake_logits.shape[0]
+    k = max(1, round(keep * count))
+    if k >= count:
+        return None
+    return fake_logits.detach().topk(k).indices

@@ -70,6 +70,7 @@ class CGANDiscriminator(nn.Module):
         self,
         num_classes: int = 10,
         conditioning: str = "none",
+        batch_norm: bool = True,
         channels: int = 1,
     ) -> None:
         if conditioning not in CONDITIONING:
@@ -82,9 +83,9 @@ class CGANDiscriminator(nn.Module):
         self.conditioning = conditioning
         self.features = nn.Sequential(
             *block(nn.Conv2d(channels, 32, 3, 2, 1), nn.LeakyReLU(0.2)),
-            *block(nn.Conv2d(32, 64, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
-            *block(nn.Conv2d(64, 128, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
-            *block(nn.Conv2d(128, 256, 3, 1, 1), nn.LeakyReLU(0.2), batch_norm=True),
+            *block(nn.Conv2d(32, 64, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
+            *block(nn.Conv2d(64, 128, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
+            *block(nn.Conv2d(128, 256, 3, 1, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
             nn.Flatten(),
         )
         self.linear = nn.Linear(self.feature_dim, 1)

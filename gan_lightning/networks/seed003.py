@@ -5,11 +5,25 @@ They are kept side by side because the seed compared them on equal footing.
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from gan_lightning.networks.layers import Discriminator, Generator, Reshape
 
 IMAGE_PIXELS = 28 * 28
+OUTPUTS = ("tanh", "linear")
+
+
+class ClampWhenSampling(nn.Module):
+    """A linear output for training and [-1, 1] images for everything that samples.
+
+    Seed 003's CNN has no output activation: with a tanh, a generator that drifts towards the
+    all-black background saturates it and gets almost no gradient back (our black-square
+    collapse). Left linear, D sees the raw values, as in the seed, while the samples the
+    metrics, pictures and sample files read (drawn in eval mode) are valid images.
+    """
+
+    def forward(self, images: Tensor) -> Tensor:
+        return images if self.training else images.clamp(-1.0, 1.0)
 
 
 class FCGenerator(Generator):
@@ -48,9 +62,20 @@ class FCDiscriminator(Discriminator):
 
 
 class CNNGenerator(Generator):
-    """Unpadded transposed convs overshoot to 34x34; a 7x7 conv trims to 28x28 and smooths."""
+    """Unpadded transposed convs overshoot to 34x34; a 7x7 conv trims to 28x28 and smooths.
 
-    def __init__(self, latent_dim: int = 64, latent_prior: str = "gaussian") -> None:
+    ``output="linear"`` is the seed's network exactly (no output activation, see
+    :class:`ClampWhenSampling`); ``"tanh"`` squashes to [-1, 1] like every other generator here.
+    """
+
+    def __init__(
+        self, latent_dim: int = 64, latent_prior: str = "gaussian", output: str = "tanh"
+    ) -> None:
+        if output not in OUTPUTS:
+            raise ValueError(
+                f"model.generator.output={output!r} is not allowed; it must be one of "
+                f"{', '.join(OUTPUTS)}"
+            )
         super().__init__(
             latent_dim,
             28,
@@ -63,7 +88,7 @@ class CNNGenerator(Generator):
                 nn.ConvTranspose2d(32, 16, 4, 2),
                 nn.ReLU(),
                 nn.Conv2d(16, 1, 7),
-                nn.Tanh(),
+                nn.Tanh() if output == "tanh" else ClampWhenSampling(),
             ),
             latent_prior=latent_prior,
         )
