@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, set[str]]] = [
             "gan.ema",
             "gan.running_means",
             "gan.divergence",
+            "gan.health",
+            "gan.schedules",
             "runs.checkpoint_io",
             "runs.disk_space",
             "pictures",
