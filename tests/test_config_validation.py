@@ -172,7 +172,7 @@ def test_an_unknown_group_option_is_one_line_listing_the_options() -> None:
     message = unknown_option(CONFIG_DIR, ["-m", "seed=1,2", "loss=bce,nosuch", "optim.g=sgd"])
     assert message == (
         "loss=nosuch is not an option of loss; the available options are bce, hinge, lsgan, "
-        f"minimax, wgan_gp (the files in {CONFIG_DIR / 'loss'})."
+        f"minimax, relativistic, wgan_gp (the files in {CONFIG_DIR / 'loss'})."
     )
     known = ["model=mlp", "optim.d=sgd", "~scheduler.g", "trainer.max_epochs=3", "hydra/launcher=x"]
     assert unknown_option(CONFIG_DIR, known) is None

@@ -78,7 +78,7 @@ def test_an_unknown_group_option_in_a_search_is_refused(tmp_path: Path) -> None:
         cfg.hydra.overrides.task = ["loss=bce,hingee"]
     message = refusal(cfg)
     assert "sets loss=hingee, but the loss group has no option hingee" in message
-    assert "bce, hinge, lsgan, minimax, wgan_gp" in message
+    assert "bce, hinge, lsgan, minimax, relativistic, wgan_gp" in message
 
 
 def test_the_shipped_searches_pass_the_checks(tmp_path: Path) -> None:
