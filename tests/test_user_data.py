@@ -542,3 +542,23 @@ def test_yaml_configs_instantiate(tmp_path: Path, digits: Path, name: str) -> No
     module.prepare_data()
     module.setup("fit")
     assert module.num_train > 0
+
+
+def test_the_benchmark_writes_the_worked_examples_folder(
+    tiny_mnist_root: Path, tmp_path: Path
+) -> None:
+    """``benchmarks/folder_data.py --write-only``, as docs/own-data.md runs it."""
+    script = REPO / "benchmarks" / "folder_data.py"
+    arguments = ["--images", "20", "--write-only", "--data-root", str(tiny_mnist_root)]
+    result = subprocess.run(
+        [sys.executable, str(script), *arguments, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / "out" / "digits_20"
+    assert sorted(path.name for path in folder.iterdir()) == [str(digit) for digit in range(10)]
+    module = folder_data(folder, tmp_path)
+    assert module.class_names == [str(digit) for digit in range(10)]
+    assert (module.num_train, module.num_test) == (10, 10)  # one test image of each digit
