@@ -262,6 +262,8 @@ def bad_folders(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     loose = class_folder(tmp_path / "loose", {"a": 3})
     write_image(loose / "stray.png", pattern(0, 0))
     half = class_folder(tmp_path / "half" / "train", {"a": 3}).parent
+    hollow = class_folder(tmp_path / "hollow", {"a": 3})
+    (hollow / "b" / "empty").mkdir(parents=True)
     return {
         "empty": (empty, f"No images in {empty}"),
         "truncated": (truncated, f"Cannot read image {broken} .*Replace or delete it"),
@@ -269,6 +271,7 @@ def bad_folders(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "single image": (single, f"Class folder {single / 'b'} holds a single image"),
         "loose files": (loose, r"both image files \(stray.png, ...\) and folders \(a/, ...\)"),
         "train without test": (half, "a folder with its own split holds train/ and test/"),
+        "empty class": (hollow, f"Class folder {hollow / 'b'} holds no images"),
         "missing": (tmp_path / "nowhere", "does not exist"),
     }
 
@@ -282,6 +285,7 @@ def bad_folders(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "single image",
         "loose files",
         "train without test",
+        "empty class",
         "missing",
     ],
 )
@@ -367,6 +371,11 @@ def bad_npz(tmp_path: Path) -> dict[str, tuple[Path, dict[str, str | None], str]
             {},
             "holds 5 labels but `images` holds 4 images",
         ),
+        "unlabeled test file": (
+            {"images": good, "labels": np.array([0, 0, 1, 1])},
+            {"test_path": "unlabeled_test.npz"},
+            "has `labels`, .*unlabeled_test.npz has none: label both files or neither",
+        ),
         "test label out of range": (
             {"images": good, "labels": np.array([0, 0, 1, 1])},
             {"test_path": "test.npz"},
@@ -381,6 +390,7 @@ def bad_npz(tmp_path: Path) -> dict[str, tuple[Path, dict[str, str | None], str]
         ),
     }
     np.savez(tmp_path / "test.npz", images=good[:2], labels=np.array([0, 7]))
+    np.savez(tmp_path / "unlabeled_test.npz", images=good[:2])
     made = {}
     for kind, (content, settings, message) in cases.items():
         path = tmp_path / f"{kind.replace(' ', '_')}.npz"
@@ -403,6 +413,7 @@ def bad_npz(tmp_path: Path) -> dict[str, tuple[Path, dict[str, str | None], str]
         "negative label",
         "label gap",
         "label count",
+        "unlabeled test file",
         "test label out of range",
         "shape",
         "not npz",

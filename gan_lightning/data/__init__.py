@@ -1,1 +1,1 @@
-"""Data layer: IDX file I/O and the MNIST-family Lightning data module."""
+"""Data layer: whole-tensor data modules for MNIST's IDX files, image folders and .npz files."""

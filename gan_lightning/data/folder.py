@@ -114,7 +114,8 @@ def _images_below(folder: Path, label: int, suffixes: frozenset[str]) -> list[Im
 def _survey_split(
     folder: Path, suffixes: frozenset[str], min_per_class: int
 ) -> tuple[tuple[str, ...], list[ImageFile]]:
-    """(class names, images) of one folder of class folders, or of one flat folder."""
+    """(class names, images) of one folder of class folders, or of one flat folder. Test images
+    are held out of it when ``min_per_class`` is 2: each class needs one left to train on."""
     entries = _listing(folder)
     classes = [e for e in entries if e.is_dir()]
     loose = [e for e in entries if e.is_file() and Path(e.name).suffix.lower() in suffixes]
@@ -135,12 +136,15 @@ def _survey_split(
     images = []
     for label, entry in enumerate(classes):
         found = _images_below(Path(entry.path), label, suffixes)
-        if len(found) < min_per_class:
-            what = "no images" if not found else f"a single image ({found[0].path.name})"
+        if not found:
             raise DataError(
-                f"Class folder {entry.path} holds {what}; every class needs at least "
-                f"{min_per_class}, to train on and to hold test images out of. Add images or "
-                "remove the folder."
+                f"Class folder {entry.path} holds no images; add images or remove the folder."
+            )
+        if len(found) < min_per_class:
+            raise DataError(
+                f"Class folder {entry.path} holds a single image ({found[0].path.name}); every "
+                f"class needs at least {min_per_class}, one to train on and one to test with "
+                "(data.test_fraction holds test images out). Add images or remove the folder."
             )
         images += found
     return tuple(entry.name for entry in classes), images

@@ -1,10 +1,11 @@
 """``data=npz``: images (and labels) from the ``.npz`` files ``python -m gan_lightning.sample``
 writes, so a generated set can be trained on or judged like any other data.
 
-The format (README, "Sample file format"): ``images`` uint8 ``[N, H, W]`` or ``[N, H, W, C]``
-(C = 1 or 3), pixels 0..255, and optionally ``labels``, integers ``[N]`` from 0. Every array is
-checked before it is trusted, since a float array or a label past the last class would
-otherwise surface deep inside a training step; each problem names the file and the fix.
+The format (docs/sampling.md, "Sample file format"): ``images`` uint8 ``[N, H, W]`` or
+``[N, H, W, C]`` (C = 1 or 3), pixels 0..255, and optionally ``labels``, integers ``[N]`` from
+0. Every array is checked before it is trusted, since a float array or a label past the last
+class would otherwise surface deep inside a training step; each problem names the file and
+the fix.
 """
 
 from __future__ import annotations
@@ -258,7 +259,8 @@ class NpzDataModule(WholeTensorDataModule):
         test_images, test_labels = self._read(self.test_path)
         test_labeled = bool((test_labels != NO_LABEL).any())
         if test_labeled != self.labeled:
-            has, lacks = (self.path, self.test_path)[:: 1 if self.labeled else -1]
+            files = (self.path, self.test_path)
+            has, lacks = files if self.labeled else reversed(files)
             raise DataError(f"{has} has `labels`, {lacks} has none: label both files or neither.")
         if test_labeled and int(test_labels.max()) >= num_classes:
             index = int(torch.argmax((test_labels >= num_classes).int()))
