@@ -23,7 +23,7 @@ from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.errors import ConfigError
 from gan_lightning.gan import health
 from gan_lightning.gan.augment import BACKGROUND, AdaptiveTranslation
-from gan_lightning.gan.losses import RelativisticLoss
+from gan_lightning.gan.losses import LeastSquaresLoss, NonSaturatingLoss, RelativisticLoss
 from gan_lightning.gan.regularizers import DiscriminatorPenalties, LeCam
 from gan_lightning.gan.schedules import scale_learning_rates_, training_progress
 from gan_lightning.gan.tricks import TopK, Tricks, top_k_indices
@@ -227,12 +227,21 @@ def test_a_clock_decay_and_an_epoch_scheduler_are_not_combined(compose_train) ->
 # ------------------------------------------------------------------ health
 def test_discriminator_health_by_hand() -> None:
     real, fake = torch.tensor([2.0, 1.0, -1.0, 3.0]), torch.tensor([-1.0, 0.5, -2.0, -3.0])
-    values = health.discriminator_health(real, fake, threshold=0.0)
+    values = health.discriminator_health(*NonSaturatingLoss().realness(real, fake))
     assert values["health/r_t"].item() == pytest.approx(0.5)
     assert values["health/d_acc_real"].item() == pytest.approx(0.75)
     assert values["health/d_acc_fake"].item() == pytest.approx(0.75)
-    lsgan = health.discriminator_health(torch.tensor([0.6, 0.4]), torch.tensor([0.4]), 0.5)
-    assert lsgan["health/d_acc_real"].item() == pytest.approx(0.5)
+    lsgan = LeastSquaresLoss().realness(torch.tensor([0.6, 0.4]), torch.tensor([0.4, 0.7]))
+    assert health.discriminator_health(*lsgan)["health/d_acc_real"].item() == pytest.approx(0.5)
+
+
+def test_a_relativistic_ds_verdict_is_on_each_pair_not_on_its_offset() -> None:
+    # Every output shifted up by 10 changes no relativistic loss, and no verdict either.
+    real, fake = torch.tensor([12.0, 11.0, 10.5]), torch.tensor([11.0, 11.5, 10.0])
+    values = health.discriminator_health(*RelativisticLoss().realness(real, fake))
+    assert values["health/d_acc_real"].item() == pytest.approx(2 / 3)
+    assert values["health/d_acc_fake"].item() == pytest.approx(2 / 3)
+    assert values["health/r_t"].item() == pytest.approx(1 / 3)
 
 
 def test_a_generator_collapsed_to_one_image_is_named() -> None:

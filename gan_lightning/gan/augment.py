@@ -79,8 +79,9 @@ class AdaptiveTranslation(nn.Module):
     """Shifts each D input by up to ``max_shift`` pixels with probability ``p``, and adjusts
     ``p`` from D's verdicts on reals (StyleGAN2-ADA, Karras et al. 2020, section 3).
 
-    The overfitting heuristic r_t = E[sign(D(real) - threshold)] is summed on the device as
-    steps go, and every ``interval`` D steps ``p`` moves by ``interval * batch / (kimg * 1000)``
+    The overfitting heuristic r_t = E[sign(D(real))] (``GANLoss.realness``) is summed on the
+    device as steps go, and every ``interval`` D steps ``p`` moves by
+    ``interval * batch / (kimg * 1000)``
     towards more augmentation when r_t exceeds ``target`` and towards less when it does not:
     no value is read back to the host. ``p`` and the partial sums are buffers, so a resumed
     run continues with the same probability.

@@ -3,7 +3,8 @@
 Every value is a 0-d tensor left on the device; the module sums them into its epoch means,
 so TensorBoard gets one point per epoch (and one per logged step) under ``health/``:
 
-* ``r_t``: E[sign(D(real) - threshold)], StyleGAN2-ADA's overfitting heuristic. Near 1, D is
+* ``r_t``: E[sign(D(real))] (D's output less its undecided value, or for the relativistic loss
+  less the paired fake's), StyleGAN2-ADA's overfitting heuristic. Near 1, D is
   sure of every training image: it has memorized them (the plateau with falling recall).
 * ``d_acc_real`` / ``d_acc_fake``: the share of reals and fakes D classifies correctly. Both
   near 1 for long: D wins and G's gradient fades; both near 0.5: a balanced game.
@@ -23,8 +24,8 @@ from torch.optim import Optimizer
 COLLAPSED_SPREAD = 0.01
 
 
-def discriminator_health(real_logits: Tensor, fake_logits: Tensor, threshold: float) -> dict:
-    real_side, fake_side = real_logits - threshold, fake_logits - threshold
+def discriminator_health(real_side: Tensor, fake_side: Tensor) -> dict[str, Tensor]:
+    """From D's verdicts (``GANLoss.realness``: above 0 means judged real)."""
     return {
         "health/r_t": torch.sign(real_side).mean(),
         "health/d_acc_real": (real_side > 0).float().mean(),

@@ -33,8 +33,7 @@ class GANLoss:
     #: whether G's loss compares each fake with a real image (relativistic losses), so the G
     #: step must show D a real batch too
     pairs_real_and_fake: bool = False
-    #: D's output at which it is undecided: above it an image is judged real (D's accuracy
-    #: and r_t = E[sign(D(real) - threshold)] in the training-health scalars)
+    #: D's output at which it is undecided: above it an image is judged real
     threshold: float = 0.0
 
     def discriminator_loss(
@@ -46,6 +45,14 @@ class GANLoss:
     def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         """G's loss; ``real_logits`` (D on a real batch) only for ``pairs_real_and_fake``."""
         raise NotImplementedError
+
+    def realness(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+        """How real D finds each real and each fake image: above 0 means judged real.
+
+        The training-health scalars (D's accuracy, r_t) and the adaptive augmentation read D's
+        verdicts through this, so that each loss says where its decision lies.
+        """
+        return real_logits - self.threshold, fake_logits - self.threshold
 
     def discriminator_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
         """D's mean verdict on real and fake images, named for what it is (logged every step)."""
@@ -156,6 +163,11 @@ class RelativisticLoss(ScoreLoss):
     """
 
     pairs_real_and_fake = True
+
+    def realness(self, real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Only differences of D's outputs mean anything here (a constant added to every
+        output changes no loss), so D's verdict is on each pair: is the real one more real."""
+        return real_logits - fake_logits, fake_logits - real_logits
 
     def discriminator_loss(
         self, real_logits: Tensor, fake_logits: Tensor, real_targets: Tensor, fake_targets: Tensor

@@ -270,11 +270,12 @@ class GANModule(pl.LightningModule):
         grad_norm = self._optimize(opt_d, loss, "discriminator")
         self.untoggle_optimizer(opt_d)
         real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
+        real_side, fake_side = self.loss.realness(real_logits, fake_logits)
         if self.ada is not None:
-            self.ada.observe(torch.sign(real_logits - self.loss.threshold), self.d_steps)
+            self.ada.observe(torch.sign(real_side), self.d_steps)
         self.d_steps += 1
         logs = self._step_logs("d", loss, terms) | {"health/grad_norm_d": grad_norm}
-        logs |= health.discriminator_health(real_logits, fake_logits, self.loss.threshold)
+        logs |= health.discriminator_health(real_side, fake_side)
         if self.ada is not None:
             logs["health/ada_p"] = self.ada.p
         return logs | self.loss.discriminator_outputs(real_logits, fake_logits)
