@@ -33,7 +33,7 @@ from gan_lightning.metrics.suite import (
     build_suite,
 )
 from gan_lightning.rejection import checked_keep, rejection_discriminator, rejection_sample
-from gan_lightning.runs.checkpoints import load_generator
+from gan_lightning.runs.checkpoints import checked_trusted_networks, load_generator
 from gan_lightning.sampling import resolve_device
 
 #: Table columns: (result key, header, digits); arrows say which way is better.
@@ -137,14 +137,15 @@ class _Judges:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score every checkpoint asked for; print the table, write the JSON, return the report."""
     keep = checked_keep(cfg.rejection)
+    trusted = checked_trusted_networks(cfg.trusted_networks)
     checkpoints, root = find_checkpoints(cfg.ckpt_path, cfg.run_dir)
     # Every D first: a sweep with one checkpoint that lacks D is refused before any scoring.
-    discriminators = [rejection_discriminator(ckpt, keep) for ckpt in checkpoints]
+    discriminators = [rejection_discriminator(ckpt, keep, trusted) for ckpt in checkpoints]
     judges = _Judges(cfg, resolve_device(cfg.device))
     scored = []
     first_config: Mapping[str, Any] | None = None
     for ckpt, discriminator in zip(checkpoints, discriminators, strict=True):
-        generator, run_config = load_generator(ckpt, use_ema=cfg.use_ema)
+        generator, run_config = load_generator(ckpt, use_ema=cfg.use_ema, trusted_networks=trusted)
         scored.append(score_run(cfg, judges, ckpt, root, generator, run_config, discriminator))
         first_config = first_config or run_config
     # Best plain FID first; a run's rejection row stays right under its plain row.

@@ -18,7 +18,7 @@ samples at ``keep=0.5``: 80 MB at 32x32).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +128,15 @@ def rejection_sample(
     return images[best_per_class(scores, classes, wanted_classes)], wanted
 
 
-def rejection_discriminator(ckpt_path: str | Path, keep: float | None) -> nn.Module | None:
+def rejection_discriminator(
+    ckpt_path: str | Path, keep: float | None, trusted_networks: Sequence[str] = ()
+) -> nn.Module | None:
     """The checkpoint's trained D when rejection is on (``keep`` set), else None.
 
     Commands call it before drawing anything, so a checkpoint without D costs no samples.
+    ``trusted_networks``: the command's key of that name, for a D of the user's own.
     """
     if keep is None:
         return None
-    return load_discriminator(ckpt_path, needed_for=f"rejection.keep={keep}")[0]
+    needed_for = f"rejection.keep={keep}"
+    return load_discriminator(ckpt_path, needed_for, trusted_networks)[0]

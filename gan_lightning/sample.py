@@ -23,7 +23,7 @@ from gan_lightning.cli import command
 from gan_lightning.errors import SampleError, task_wrapper
 from gan_lightning.networks.latents import sample_latents
 from gan_lightning.rejection import checked_keep, rejection_discriminator, rejection_sample
-from gan_lightning.runs.checkpoints import load_generator
+from gan_lightning.runs.checkpoints import checked_trusted_networks, load_generator
 from gan_lightning.sampling import (
     check_digit,
     draw_samples,
@@ -133,6 +133,7 @@ def sample(cfg: DictConfig) -> Path:
     if cfg.batch_size < 1:
         raise SampleError(f"batch_size={cfg.batch_size} must be at least 1")
     keep = checked_keep(cfg.rejection)
+    trusted = checked_trusted_networks(cfg.trusted_networks)
     if keep is not None and cfg.mode != "samples":
         raise SampleError(
             f"rejection.keep={keep} chooses among random samples; mode={cfg.mode} draws a walk. "
@@ -142,8 +143,8 @@ def sample(cfg: DictConfig) -> Path:
     device = resolve_device(cfg.device)
     ckpt_path = to_absolute_path(cfg.ckpt_path)
     # Loaded first: a checkpoint without D is refused before the generator is rebuilt.
-    discriminator = rejection_discriminator(ckpt_path, keep)
-    generator, run_config = load_generator(ckpt_path, use_ema=cfg.use_ema)
+    discriminator = rejection_discriminator(ckpt_path, keep, trusted)
+    generator, run_config = load_generator(ckpt_path, use_ema=cfg.use_ema, trusted_networks=trusted)
     generator.to(device)
     metadata = {}
     if cfg.mode == "samples":

@@ -180,8 +180,10 @@ def cached_generator(
 ) -> nn.Module:
     """``sample`` and ``evaluate`` get copies of ``cgan_generator`` instead of loading it again."""
 
-    def load(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-        assert Path(path) == cgan_ckpt and use_ema
+    def load(
+        path: str | Path, use_ema: bool = True, trusted_networks: tuple[str, ...] = ()
+    ) -> tuple[nn.Module, dict[str, Any]]:
+        assert Path(path) == cgan_ckpt and use_ema and trusted_networks == ()
         return copy.deepcopy(cgan_generator[0]), cgan_generator[1]
 
     monkeypatch.setattr(sample_module, "load_generator", load)

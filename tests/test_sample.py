@@ -47,10 +47,12 @@ def loaded() -> Callable[..., tuple[torch.nn.Module, dict[str, Any]]]:
     """
     cache: dict[tuple[Path, bool], tuple[torch.nn.Module, dict[str, Any]]] = {}
 
-    def load(path: Path, use_ema: bool = True) -> tuple[torch.nn.Module, dict[str, Any]]:
+    def load(
+        path: Path, use_ema: bool = True, trusted_networks: tuple[str, ...] = ()
+    ) -> tuple[torch.nn.Module, dict[str, Any]]:
         key = (Path(path), use_ema)
         if key not in cache:
-            cache[key] = load_generator(path, use_ema)
+            cache[key] = load_generator(path, use_ema, trusted_networks)
         generator, config = cache[key]
         return copy.deepcopy(generator), config
 

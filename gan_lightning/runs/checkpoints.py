@@ -2,7 +2,8 @@
 
 A checkpoint is plain data (state dicts, counters, RNG states, the resolved run config), so it is
 always loaded with ``weights_only=True``: opening a stranger's file can never run its code. The
-config inside names the classes to build, so those are limited to the project's networks too.
+config inside names the classes to build, so those are limited to the project's networks too,
+and to the network classes of the modules a user lists in ``trusted_networks`` (their own).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import pickle
 import random
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from gan_lightning.checks import Rule, refuse_broken
 from gan_lightning.errors import CheckpointError
 from gan_lightning.gan.ema import sampling_copy
 from gan_lightning.networks.init import apply_spectral_norm_
@@ -274,38 +276,105 @@ def _targets(config: Any) -> Iterator[str]:
         yield from _targets(child)
 
 
-def _is_network_class(target: str) -> bool:
-    """Whether ``target`` names a module class defined in gan-lightning's networks package.
+#: A dotted Python module name, as ``import`` takes it: ``my_nets``, ``my_project.networks``.
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
-    A prefix check alone would let ``gan_lightning.networks.cgan.torch.save`` through (Hydra
-    resolves attributes of attributes), so the named object itself is checked.
-    """
-    module_name, _, name = target.rpartition(".")
-    if not module_name.startswith(NETWORK_PACKAGE):
-        return False  # checked before importing anything the file names
-    try:
-        found = getattr(importlib.import_module(module_name), name, None)
-    except ImportError:
-        return False
+
+def _is_module_list(value: Any) -> bool:
     return (
-        isinstance(found, type)
-        and issubclass(found, nn.Module)
-        and found.__module__.startswith(NETWORK_PACKAGE)
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and all(isinstance(name, str) and _MODULE_NAME.fullmatch(name) for name in value)
     )
 
 
-def instantiate_network(config: Mapping[str, Any], where: str) -> Any:
+#: The opt-in of ``sample`` and ``evaluate`` for checkpoints of the user's own networks.
+TRUSTED_NETWORKS_RULE = Rule(
+    "trusted_networks",
+    _is_module_list,
+    "a list of module names whose network classes a checkpoint may name, e.g. [my_nets] or "
+    "[my_nets,my_project.layers] ([] trusts none: only gan-lightning's networks are built)",
+)
+
+
+def checked_trusted_networks(value: Any) -> tuple[str, ...]:
+    """``trusted_networks`` as given, refused by name unless it is a list of module names.
+
+    A bare string is refused rather than read as one name: iterated, ``"my_nets"`` would trust
+    the modules ``m``, ``y``, ... and anything below them.
+    """
+    refuse_broken([TRUSTED_NETWORKS_RULE], {TRUSTED_NETWORKS_RULE.key: value})
+    return tuple(value)
+
+
+def _home(module_name: str, homes: Iterable[str]) -> str | None:
+    """The package or module among ``homes`` that ``module_name`` is or lies in, else None."""
+    for home in homes:
+        if module_name == home or module_name.startswith(f"{home}."):
+            return home
+    return None
+
+
+def _refusal(target: str, trusted: tuple[str, ...], opt_in: bool) -> str | None:
+    """Why a file may not build ``target``, or None when it names a network class it may.
+
+    A prefix check alone would let ``gan_lightning.networks.cgan.torch.save`` through (Hydra
+    resolves attributes of attributes), so the named object itself is checked, and only after
+    its module passed the prefix check: nothing a stranger's file names is ever imported.
+    """
+    homes = (NETWORK_PACKAGE.removesuffix("."), *trusted)
+    module_name, _, name = target.rpartition(".")
+    home = _home(module_name, homes)
+    if home is None:
+        if not opt_in:
+            return (
+                f"files may only name the network classes of {NETWORK_PACKAGE}*. Only load files "
+                "made by gan-lightning"
+            )
+        fix = ",".join((*trusted, module_name or target))
+        return (
+            f"{target} is not one of gan-lightning's networks; if this is your own network and "
+            f"you trust this file, add its module: trusted_networks=[{fix}]"
+        )
+    try:
+        found = getattr(importlib.import_module(module_name), name, None)
+    except ImportError as error:
+        return (
+            f"{module_name} is not an importable module ({error}); if it is your own, put the "
+            "folder that holds it on PYTHONPATH"
+        )
+    if found is None:
+        return f"{module_name} has no {name} (renamed since the file was written?)"
+    if not (
+        isinstance(found, type)
+        and issubclass(found, nn.Module)
+        and _home(found.__module__, homes) is not None
+    ):
+        return (
+            f"{target} is not a network class (a torch.nn.Module subclass) defined in {home}; "
+            "a file may name only the network classes of a module, never its functions or "
+            "anything it imported from elsewhere"
+        )
+    return None
+
+
+def instantiate_network(
+    config: Mapping[str, Any], where: str, trusted_networks: Sequence[str] | None = None
+) -> Any:
     """``instantiate`` for a network config read from a file, refusing any other target.
 
     Hydra's blocklist stops ``os.system`` or ``shutil.rmtree`` but not every function with side
-    effects (``pathlib.Path.unlink`` runs), so a file may only name gan-lightning's networks.
+    effects (``pathlib.Path.unlink`` runs), so a file may only name gan-lightning's network
+    classes, and those of the modules in ``trusted_networks``: the user's opt-in for their own
+    networks, which they vouch for by naming them (importing a trusted module runs its code).
+    ``instantiate`` then still applies Hydra's own policy. None means the caller offers no
+    opt-in (a classifier file), so a refusal does not suggest one.
     """
-    foreign = [target for target in _targets(config) if not _is_network_class(target)]
-    if foreign:
-        raise CheckpointError(
-            f"refused to build {foreign[0]!r} named in {where}: files may only name the "
-            f"network classes of {NETWORK_PACKAGE}*. Only load files made by gan-lightning."
-        )
+    trusted = () if trusted_networks is None else checked_trusted_networks(trusted_networks)
+    for target in _targets(config):
+        refusal = _refusal(target, trusted, opt_in=trusted_networks is not None)
+        if refusal is not None:
+            raise CheckpointError(f"refused to build {target!r} named in {where}: {refusal}")
     return instantiate(config)
 
 
@@ -343,21 +412,27 @@ def run_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> d
     return with_current_targets(config)
 
 
-def load_generator(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+def load_generator(
+    path: str | Path, use_ema: bool = True, trusted_networks: Sequence[str] = ()
+) -> tuple[nn.Module, dict[str, Any]]:
     """The sampling generator of a GAN checkpoint (EMA weights when present) and its config.
 
     The returned network is in eval mode with BatchNorm statistics recomputed for its weights.
+    ``trusted_networks``: modules of the user's own whose network classes the file may name
+    (see :func:`instantiate_network`).
     """
     checkpoint = load_checkpoint(path)
     config = run_config(checkpoint, path)
-    generator = instantiate_network(config["model"]["generator"], f"{path} [model.generator]")
+    generator = instantiate_network(
+        config["model"]["generator"], f"{path} [model.generator]", trusted_networks
+    )
     prefix = "g_ema" if use_ema and submodule_state(checkpoint, "g_ema") else "generator"
     load_state_strict(generator, submodule_state(checkpoint, prefix), f"{path} [{prefix}]")
     return sampling_copy(generator), config
 
 
 def load_discriminator(
-    path: str | Path, needed_for: str = "the discriminator"
+    path: str | Path, needed_for: str = "the discriminator", trusted_networks: Sequence[str] = ()
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The trained discriminator of a GAN checkpoint, frozen and in eval mode, and its config.
 
@@ -366,6 +441,7 @@ def load_discriminator(
     ``original``/``_u``/``_v`` tensors instead of ``weight``). A file without ``discriminator.*``
     weights is refused naming the file and ``needed_for``, the setting that asked for D (as
     ``load_classifier``'s ``key``), since leaving that setting out is one way to go on.
+    ``trusted_networks`` as for :func:`load_generator`.
     """
     checkpoint = load_checkpoint(path)
     config = run_config(checkpoint, path)
@@ -378,7 +454,7 @@ def load_discriminator(
             f"{needed_for}"
         )
     where = f"{path} [model.discriminator]"
-    discriminator = instantiate_network(config["model"]["discriminator"], where)
+    discriminator = instantiate_network(config["model"]["discriminator"], where, trusted_networks)
     if config.get("tricks", {}).get("spectral_norm"):
         apply_spectral_norm_(discriminator)
     load_state_strict(discriminator, state, f"{path} [discriminator]")
