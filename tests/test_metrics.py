@@ -328,8 +328,8 @@ def test_missing_classifier_can_be_trained_first(
     assert callback.enabled
 
 
-def test_metrics_need_the_mnist_datamodule(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="needs the run's MNISTDataModule"):
+def test_metrics_need_the_runs_datamodule(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="needs the run's data module"):
         GenerativeMetrics(str(tmp_path / "x.pt")).setup(_trainer(None), None, "fit")
 
 

@@ -476,6 +476,7 @@ def test_train_on_a_folder_then_evaluate_leaves_the_folder_untouched(tmp_path: P
             write_image(data / f"class{label}" / f"{index}.jpg", pixels)
     before = snapshot(data)
     run = tmp_path / "run"
+    classifier = classifier_file(tmp_path / "colours_classifier.pt", 3, channels=3)
     env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
     result = subprocess.run(
         [
@@ -491,7 +492,10 @@ def test_train_on_a_folder_then_evaluate_leaves_the_folder_untouched(tmp_path: P
             "model=cgan",
             "model.num_classes=3",
             "trainer=debug",
-            "callbacks.generative_metrics=null",  # the classifier is made below, for evaluate
+            f"metrics.classifier_ckpt={classifier}",  # scored during training, as on MNIST
+            "metrics.num_samples=30",
+            "metrics.final_num_samples=30",
+            "metrics.batch_size=10",
             "callbacks.training_pictures=null",
             "callbacks.progress_bar=null",
             f"hydra.run.dir={run}",
@@ -505,7 +509,7 @@ def test_train_on_a_folder_then_evaluate_leaves_the_folder_untouched(tmp_path: P
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Decoded 18 images" in result.stdout + result.stderr
     assert len(list((tmp_path / "outputs" / "cache" / "data").glob("my_data-*.npz"))) == 1
-    classifier = classifier_file(tmp_path / "colours_classifier.pt", 3, channels=3)
+    assert "fid" in json.loads((run / "metrics.json").read_text())
     cfg = compose_config(
         "evaluate",
         [

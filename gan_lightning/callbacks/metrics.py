@@ -21,7 +21,7 @@ from gan_lightning.checks import (
     refuse_broken,
 )
 from gan_lightning.classifier import TRAIN_COMMAND, launch_training
-from gan_lightning.data.datamodule import MNISTDataModule
+from gan_lightning.data.datamodule import MNISTDataModule, WholeTensorDataModule
 from gan_lightning.errors import MissingClassifierError
 from gan_lightning.metrics.suite import (
     LOGGED_METRICS,
@@ -135,12 +135,17 @@ class GenerativeMetrics(pl.Callback):
         """Find (or train) the classifier before any training work starts."""
         if stage != "fit":
             return
-        if not isinstance(trainer.datamodule, MNISTDataModule):
+        datamodule = trainer.datamodule
+        if not isinstance(datamodule, WholeTensorDataModule):
             raise TypeError(
-                "callbacks.generative_metrics needs the run's MNISTDataModule for the real test "
+                "callbacks.generative_metrics needs the run's data module for the real test "
                 "images (trainer.fit(module, datamodule=...)); drop it with "
                 "callbacks.generative_metrics=null to train without metrics"
             )
+        if not datamodule.labeled:
+            # The data module has said so at start: every metric here reads the classifier.
+            self.enabled = False
+            return
         if self.classifier_ckpt is not None and self.classifier_ckpt.is_file():
             return
         where = (
@@ -148,10 +153,15 @@ class GenerativeMetrics(pl.Callback):
             if self.classifier_ckpt is not None
             else "metrics.classifier_ckpt is not set"
         )
+        if self.missing_classifier == "train" and not isinstance(datamodule, MNISTDataModule):
+            raise MissingClassifierError(
+                f"{where}, and metrics.missing_classifier=train trains on MNIST-layout files "
+                f"only. Train one on this data first: `{TRAIN_COMMAND} data=<this data option> "
+                "data.root=<the same folder>` (docs/own-data.md), then run again."
+            )
         if self.missing_classifier == "train" and self.classifier_ckpt is not None:
             if trainer.is_global_zero:
                 rank_zero_info(f"{where}: training one first (metrics.missing_classifier=train)")
-                datamodule = trainer.datamodule
                 launch_training(self.classifier_ckpt, datamodule.root, datamodule.dataset)
             trainer.strategy.barrier("classifier trained")
             return
