@@ -1,6 +1,7 @@
 """The package as a user installs it: a wheel in a fresh virtual environment, whose console
 commands run from an empty folder, on configs shipped inside the wheel and on a config folder of
-the user's own (docs/install.md).
+the user's own (docs/install.md): their own network trains, and its checkpoint is sampled and
+evaluated once they trust its module.
 
 The slow test reuses this environment's dependencies instead of downloading them: the fresh
 environment gets only the wheel, and then a ``.pth`` file pointing at this environment's
@@ -260,6 +261,14 @@ def test_the_wheel_ships_the_configs_and_its_commands_run_from_an_empty_folder(
     user_config_folder(work)
     mine = [bin_dir / "gan-train", "--config-dir", "my_configs", "experiment=my_recipe"]
     no_metrics = "callbacks.generative_metrics=null"
-    result = run([*mine, *TINY_RUN, no_metrics], work, {**env, "PYTHONPATH": str(work)})
+    user_env = {**env, "PYTHONPATH": str(work)}
+    result = run([*mine, *TINY_RUN, no_metrics], work, user_env)
     assert "TinyGenerator" in result.stdout
-    assert len(list(work.glob("outputs/my_recipe/runs/*/checkpoints/last.ckpt"))) == 1
+    (user_checkpoint,) = work.glob("outputs/my_recipe/runs/*/checkpoints/last.ckpt")
+    # Its checkpoint names my_nets' classes: sampled and evaluated once the user trusts them.
+    trust = [f"ckpt_path={user_checkpoint}", "trusted_networks=[my_nets]"]
+    run([bin_dir / "gan-sample", *trust, "num_samples=16", "out=mine.npz"], work, user_env)
+    assert (work / "mine.npz").is_file()
+    run([bin_dir / "gan-evaluate", *trust, *evaluate], work, user_env)
+    (row,) = json.loads(user_checkpoint.with_suffix(".metrics.json").read_text())["runs"]
+    assert row["model"] == "tiny" and row["num_fake"] == 100
