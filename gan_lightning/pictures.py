@@ -2,7 +2,8 @@
 
 Each function takes tensors or paths and writes one file, so it can be tested alone and the
 training callback and the ``sample`` command draw the same pictures. Images are GAN-range
-tensors ``[B, 1, S, S]`` in [-1, 1].
+tensors ``[B, C, S, S]`` in [-1, 1], grayscale (C = 1) or RGB (C = 3); every picture keeps the
+colour of an RGB generator.
 
 Grids come from ``torchvision.utils``; figures with text use matplotlib's object-oriented API
 (``Figure`` renders through the Agg canvas when saved to PNG), which never touches pyplot's
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -94,13 +96,13 @@ def save_annotated_grid(
     rows = -(-count // ncols)
     figure = Figure(figsize=(0.95 * ncols, 1.1 * rows + 0.45), layout="constrained")
     axes = figure.subplots(rows, ncols, squeeze=False)
-    pixels = images.detach().float().cpu()[:, 0]
+    pixels = images.detach().float().cpu()
     for index, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if index >= count:
             continue
         target, answer = int(targets[index]), int(predictions[index])
-        ax.imshow(pixels[index], cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+        show_image(ax, pixels[index])
         color = MATCH_COLOR if target == answer else MISMATCH_COLOR
         title = annotation(target, answer, class_names)
         size = 10 if "\n" not in title else 7
@@ -115,11 +117,28 @@ def save_annotated_grid(
     return path
 
 
+def show_image(ax: Axes, image: Tensor) -> None:
+    """A [-1, 1] image [C, S, S] on ``ax``: grey through the gray colormap, RGB as it is."""
+    if image.shape[0] == 1:
+        ax.imshow(image[0], cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+        return
+    # imshow takes RGB floats in [0, 1] as they are, ignoring vmin/vmax.
+    ax.imshow(image.add(1).div(2).clamp(0, 1).permute(1, 2, 0), interpolation="nearest")
+
+
+def is_grey(image: Image.Image) -> bool:
+    """Whether red, green and blue are equal in every pixel, as in a 1-channel generator's grid."""
+    if image.mode in ("1", "L"):
+        return True
+    red, green, blue = image.convert("RGB").split()
+    return red.tobytes() == green.tobytes() == blue.tobytes()
+
+
 def _with_caption(frame: Image.Image, caption: str, height: int = 14) -> Image.Image:
     """The frame below a white band holding ``caption`` (Pillow's built-in bitmap font)."""
-    canvas = Image.new("L", (frame.width, frame.height + height), color=255)
+    canvas = Image.new(frame.mode, (frame.width, frame.height + height), color="white")
     canvas.paste(frame, (0, height))
-    ImageDraw.Draw(canvas).text((3, 1), caption, fill=0)
+    ImageDraw.Draw(canvas).text((3, 1), caption, fill="black")
     return canvas
 
 
@@ -133,7 +152,9 @@ def save_gif(
     """An endlessly looping GIF of same-size PNGs, e.g. the fixed-noise grid of every epoch.
 
     The last frame is held longer so a viewer sees where training ended before it loops.
-    Grids are grayscale, so frames are stored as 8-bit gray: exact, with no palette dithering.
+    Grey grids (a 1-channel generator's) are stored as 8-bit gray: exact, with no palette
+    dithering. Colour grids get each frame's own 256-colour median-cut palette (a GIF holds no
+    more), undithered so that flat areas stay flat instead of shimmering from frame to frame.
     """
     if not frames:
         raise ValueError(f"no frames for {path}: the GIF needs at least one PNG")
@@ -142,12 +163,19 @@ def save_gif(
     images = []
     for frame in frames:
         with Image.open(frame) as image:
-            images.append(image.convert("L"))
+            images.append(image.convert("RGB"))
+    mode = "L" if all(is_grey(image) for image in images) else "RGB"
+    images = [image.convert(mode) for image in images]
     sizes = {image.size for image in images}
     if len(sizes) > 1:
         raise ValueError(f"GIF frames must share one size, got {sorted(sizes)} from {frames}")
     if captions is not None:
         images = [_with_caption(image, text) for image, text in zip(images, captions, strict=True)]
+    if mode == "RGB":
+        images = [
+            image.quantize(256, Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+            for image in images
+        ]
     durations = [frame_ms] * (len(images) - 1) + [last_frame_ms]
     path = _prepare(path)
     images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)

@@ -21,27 +21,43 @@ from gan_lightning.networks.latents import sample_latents
 from gan_lightning.pictures import interpolate, save_grid
 
 MNIST_SIZE = 28
+#: Channels a sample file or picture holds: grayscale or RGB.
+CHANNELS = (1, 3)
 
 
 def to_mnist_uint8(images: Tensor) -> Tensor:
-    """[-1, 1] images [N, 1, S, S] as uint8 [N, 28, 28], the exact inverse of the data scaling.
+    """[-1, 1] images [N, C, S, S] as uint8 [N, 28, 28] (C = 1) or [N, 28, 28, 3] (C = 3, RGB),
+    the exact inverse of the data scaling.
 
-    Larger images are center-cropped: the data module pads MNIST by 2 px per side for 32x32
-    models, so the crop returns exactly the geometry of the real digits.
+    Colour goes channels last, as image files and ``data=npz`` hold it. Larger images are
+    center-cropped: the data module pads MNIST by 2 px per side for 32x32 models, so the crop
+    returns exactly the geometry of the real digits.
     """
-    size = images.shape[-1]
+    channels, size = images.shape[1], images.shape[-1]
+    if channels not in CHANNELS:
+        raise SampleError(
+            f"generator makes {channels}-channel images; sample files and pictures hold 1 "
+            "(grayscale) or 3 (RGB) channels"
+        )
     if size < MNIST_SIZE:
         raise SampleError(f"generator makes {size}x{size} images, smaller than MNIST's 28x28")
     offset = (size - MNIST_SIZE) // 2
-    cropped = images[:, 0, offset : offset + MNIST_SIZE, offset : offset + MNIST_SIZE]
-    return cropped.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+    cropped = images[:, :, offset : offset + MNIST_SIZE, offset : offset + MNIST_SIZE]
+    pixels = cropped.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+    return pixels[:, 0] if channels == 1 else pixels.permute(0, 2, 3, 1).contiguous()
+
+
+def channels_first(pixels: Tensor) -> Tensor:
+    """uint8 [N, H, W] or [N, H, W, C] (:func:`to_mnist_uint8`'s) as [-1, 1] [N, C, H, W]."""
+    stacked = pixels[:, None] if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2)
+    return stacked.float() / 127.5 - 1
 
 
 @torch.inference_mode()
 def generate(
     generator: nn.Module, z: Tensor, labels: Tensor | None = None, batch_size: int = 500
 ) -> Tensor:
-    """G's images for latents ``z`` (any device) in batches, as float [N, 1, S, S] on the CPU."""
+    """G's images for latents ``z`` (any device) in batches, as float [N, C, S, S] on the CPU."""
     device = next(generator.parameters()).device
     chunks = []
     for start in range(0, z.shape[0], batch_size):
@@ -152,7 +168,7 @@ def walk(
 ) -> tuple[Tensor, Tensor | None]:
     """Images along ``steps`` latents from ``start`` [R, D] to ``end`` [R, D], row by row.
 
-    Returns images [R * steps, 1, S, S] (one row per walk, as a grid with ``nrow=steps`` shows
+    Returns images [R * steps, C, S, S] (one row per walk, as a grid with ``nrow=steps`` shows
     them) and, for a conditional G, each image's label (``labels`` [R] holds one per walk).
     """
     latents = interpolate(start, end, steps, spherical).reshape(-1, start.shape[1])
@@ -167,7 +183,8 @@ def write_samples(
     nrow: int,
     metadata: Mapping[str, float] | None = None,
 ) -> Path:
-    """``.npz``: ``images`` uint8 [N, 28, 28] (+ ``labels`` int64 [N]); ``.png``: their grid.
+    """``.npz``: ``images`` uint8 [N, 28, 28], or [N, 28, 28, 3] for an RGB generator (+
+    ``labels`` int64 [N]); ``.png``: their grid, in colour for an RGB generator.
 
     ``metadata`` (how the images were chosen, e.g. ``rejection_keep``) becomes scalar arrays of
     the ``.npz``, which a reader checks with ``key in data``: absent means not used.
@@ -181,7 +198,7 @@ def write_samples(
         arrays |= {key: np.float64(value) for key, value in (metadata or {}).items()}
         np.savez_compressed(path, **arrays)
         return path
-    return save_grid(pixels[:, None].float() / 127.5 - 1, path, nrow=nrow)
+    return save_grid(channels_first(pixels), path, nrow=nrow)
 
 
 def grid_columns(count: int, num_classes: int, per_digit: bool) -> int:

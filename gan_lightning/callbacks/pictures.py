@@ -26,6 +26,8 @@ from gan_lightning.networks.latents import sample_latents
 from gan_lightning.sampling import balanced_labels, generate, predict_digits, walk
 
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.png")
+#: ``Summary.Image.colorspace`` values (TensorBoard's summary.proto).
+GREY, RGB = 1, 3
 
 
 class TrainingPictures(pl.Callback):
@@ -207,8 +209,9 @@ def log_picture(logger: TensorBoardLogger, tag: str, path: Path, step: int) -> N
         return
     with Image.open(path) as gif:
         width, height = gif.size
+        colorspace = GREY if pictures.is_grey(gif) else RGB
     encoded = Summary.Image(
-        height=height, width=width, colorspace=1, encoded_image_string=path.read_bytes()
+        height=height, width=width, colorspace=colorspace, encoded_image_string=path.read_bytes()
     )
     summary = Summary(value=[Summary.Value(tag=tag, image=encoded)])
     event_writer(logger.experiment).add_summary(summary, step)

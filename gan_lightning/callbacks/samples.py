@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import save_image
 
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
+from gan_lightning.pictures import grid_image
 
 
 class SampleGrid(pl.Callback):
@@ -34,7 +35,7 @@ class SampleGrid(pl.Callback):
             generator = pl_module.sampling_generator()
             labels = pl_module.fixed_labels if pl_module.conditional else None
             images = generator(pl_module.fixed_noise, labels).float().cpu()
-        grid = make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1), pad_value=1)
+        grid = grid_image(images, self.nrow)  # in colour for an RGB generator
         logger = tensorboard_logger(trainer)
         if logger is not None:
             logger.experiment.add_image("samples/fixed_noise", grid, global_step=epoch)
