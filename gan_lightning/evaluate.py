@@ -86,6 +86,27 @@ def default_output(ckpt_path: str | None, root: Path) -> Path:
     return root / "evaluation.json"
 
 
+#: The only ``_target_``s a checkpoint's ``data`` group may name: evaluate reads it from a file.
+DATA_PACKAGE = "gan_lightning.data."
+
+
+def _refuse_foreign_data(data_config: Mapping[str, Any]) -> None:
+    """Refuse a ``data`` config from a file that names anything but our data modules.
+
+    Hydra's blocklist stops ``os.system`` but not every function with side effects
+    (``pathlib.Path.unlink`` runs), so, as for networks (``runs.checkpoints``), a file may only
+    name gan-lightning's own data modules, with no nested targets.
+    """
+    target = str(data_config.get("_target_", ""))
+    nested = any("_target_" in json.dumps(value) for value in data_config.values())
+    if not target.startswith(DATA_PACKAGE) or nested:
+        raise EvaluateError(
+            f"refused to build the data module {target!r} named in a checkpoint's data group: "
+            f"files may only name the data modules of {DATA_PACKAGE}*. Only evaluate files "
+            "made by gan-lightning."
+        )
+
+
 class _Judges:
     """One data module and one metric suite per (data, classifier): a sweep shares them."""
 
@@ -106,6 +127,7 @@ class _Judges:
             data_config[where] = to_absolute_path(self.cfg.data_root)
         data_key = json.dumps(data_config, sort_keys=True)
         if data_key not in self.datamodules:
+            _refuse_foreign_data(data_config)
             datamodule = instantiate(data_config)
             datamodule.prepare_data()
             datamodule.setup("test")

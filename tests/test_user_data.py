@@ -577,3 +577,23 @@ def test_the_benchmark_writes_the_worked_examples_folder(
     module = folder_data(folder, tmp_path)
     assert module.class_names == [str(digit) for digit in range(10)]
     assert (module.num_train, module.num_test) == (10, 10)  # one test image of each digit
+
+
+def test_evaluate_refuses_a_data_target_from_a_file_that_is_not_a_data_module(
+    tmp_path: Path,
+) -> None:
+    from gan_lightning.evaluate import _Judges
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    cfg = OmegaConf.create({"data_root": None, "classifier_ckpt": None, "batch_size": 10})
+    for data in (
+        {"_target_": "pathlib.Path.unlink", "self": str(victim)},
+        {
+            "_target_": "gan_lightning.data.folder.ImageFolderDataModule",
+            "root": {"_target_": "pathlib.Path.unlink", "self": str(victim)},
+        },
+    ):
+        with pytest.raises(EvaluateError, match="files may only name the data modules"):
+            _Judges(cfg, torch.device("cpu"))({"data": data})
+    assert victim.read_text() == "keep me"
