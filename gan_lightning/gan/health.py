@@ -35,11 +35,10 @@ def discriminator_health(real_side: Tensor, fake_side: Tensor) -> dict[str, Tens
 
 def gradient_norm(optimizer: Optimizer) -> Tensor:
     """The 2-norm of all gradients the optimizer is about to apply (one fused kernel)."""
-    grads = [
-        p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None
-    ]
-    if not grads:
-        return torch.zeros(())
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:  # on the parameters' device: the epoch means stack it with the other scalars
+        return torch.zeros((), device=params[0].device)
     return torch.nn.utils.get_total_norm(grads)
 
 
