@@ -221,7 +221,8 @@ class GANModule(pl.LightningModule):
         batch_size, tricks = real.shape[0], self.tricks
         opt_g, opt_d = self.optimizers()
         g_due = batch_idx % tricks.n_critic == 0
-        self.progress = training_progress(self.trainer, batch_idx)
+        if tricks.follows_progress:  # only the schedules read it: no work for other runs
+            self.progress = training_progress(self.trainer, batch_idx)
         if tricks.lr_decay_to is not None:
             scale_learning_rates_((opt_g, opt_d), tricks.lr_factor_at(self.progress))
         fakes, logs = None, {}

@@ -184,6 +184,11 @@ class Tricks:
             )
 
     @property
+    def follows_progress(self) -> bool:
+        """Whether a setting follows the run's progress (``gan/schedules.py``)."""
+        return self.top_k.floor is not None or self.lr_decay_to is not None
+
+    @property
     def uses_ema(self) -> bool:
         return self.ema_decay is not None or self.ema_kimg is not None
 
