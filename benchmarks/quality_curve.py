@@ -35,13 +35,13 @@ import torch
 from omegaconf import OmegaConf
 
 from gan_lightning.callbacks.snapshots import END_FILE
+from gan_lightning.generation import load_generator
 from gan_lightning.metrics.suite import (
     MEMORIZATION_METRICS,
     add_generated,
     add_real_as_fake,
     build_suite,
 )
-from gan_lightning.runs.checkpoints import load_generator
 
 DEFAULT_RECIPES = (
     "best",

@@ -16,7 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.gan.divergence import NonFiniteGuard
+from gan_lightning.gan.guard import NonFiniteGuard
 from gan_lightning.gan.module import GANModule
 from gan_lightning.gan.tricks import Tricks
 

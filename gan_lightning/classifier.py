@@ -4,7 +4,7 @@ The classifier is the judge of every GAN metric (FID/KID/precision/recall on its
 features, IS/coverage/conditional accuracy on its logits) and the teacher of seed 000's
 classifier-guided generator. It trains like any image classifier (automatic optimization) on
 the GAN's own data module; the network normalizes its [-1, 1] inputs itself
-(:class:`~gan_lightning.networks.classifier.MNISTClassifier`), so the data is shared unchanged.
+(:class:`~gan_lightning.networks.digit_cnn.MNISTClassifier`), so the data is shared unchanged.
 
 What GAN runs load is not Lightning's checkpoint but a small weights file (state dict, network
 config, test accuracy, dataset), read with ``weights_only=True`` so it can never run code.
@@ -93,7 +93,7 @@ class ClassifierModule(pl.LightningModule):
     """Trains a digit classifier with cross-entropy; logs loss and accuracy per split.
 
     Args:
-        network: the classifier, e.g. :class:`~gan_lightning.networks.classifier.MNISTClassifier`
+        network: the classifier, e.g. :class:`~gan_lightning.networks.digit_cnn.MNISTClassifier`
             (any module with ``features``/``head``/``feature_dim``/``num_classes`` serves metrics).
         optimizer: partial taking the parameters.
         scheduler: optional LR-scheduler partial, stepped once per epoch.

@@ -21,8 +21,8 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from gan_lightning.config import CONFIG_DIR, CONFIG_PATH
-from gan_lightning.sweeps.checks import check_plugins
+from gan_lightning.config_source import CONFIG_DIR, CONFIG_PATH
+from gan_lightning.sweeps.preflight import check_plugins
 
 #: Old key -> new key. The callbacks each got one job (the collapse warning went to the metrics
 #: callback, the TensorBoard purge to the TensorBoard callback).

@@ -11,46 +11,21 @@ Every problem found is reported at once, each naming the key, the value and what
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gan_lightning.checks import Rule, int_at_least, is_int, number_in, one_of
 from gan_lightning.errors import ConfigError
-from gan_lightning.gan.divergence import NonFiniteGuard
+from gan_lightning.gan.guard import NonFiniteGuard
 from gan_lightning.gan.tricks import Tricks
 from gan_lightning.networks.latents import LATENT_PRIORS
+from gan_lightning.rules import Rule, int_at_least, is_int, number_in, one_of
 from gan_lightning.runs.checkpoints import moved_target
 from gan_lightning.sweeps.objective import DIRECTIONS
-
-#: The package the Hydra configs are installed as: ``conf/`` at the top of the repository,
-#: mapped to ``gan_lightning.conf`` in pyproject.toml, so that a wheel carries them.
-CONFIG_PACKAGE = "gan_lightning.conf"
-#: ``@hydra.main``'s ``config_path``: found through the import system wherever the package is
-#: installed (a wheel, an editable checkout), whatever folder a command runs from.
-CONFIG_PATH = f"pkg://{CONFIG_PACKAGE}"
-
-
-def _config_dir() -> Path:
-    try:
-        return Path(str(importlib.resources.files(CONFIG_PACKAGE)))
-    except ModuleNotFoundError as missing:
-        # An editable install made before conf/ became a package maps no gan_lightning.conf.
-        raise ConfigError(
-            f"the configs ({CONFIG_PACKAGE}) are not installed with {Path(__file__).parent}: "
-            'reinstall the package (in a checkout: pip install -e ".[dev]")'
-        ) from missing
-
-
-#: The same tree as a folder, for code that reads the files (the command-line checks, tests).
-CONFIG_DIR = _config_dir()
-
 
 _POSITIVE = number_in(0, include_low=False)
 _NON_NEGATIVE = number_in(0)

@@ -25,6 +25,7 @@ from gan_lightning.classifier import read_classifier_file
 from gan_lightning.cli import command
 from gan_lightning.data.datamodule import WholeTensorDataModule
 from gan_lightning.errors import CheckpointError, EvaluateError, task_wrapper
+from gan_lightning.generation import load_generator, resolve_device
 from gan_lightning.metrics.suite import (
     MEMORIZATION_METRICS,
     GenerativeMetricSuite,
@@ -33,8 +34,7 @@ from gan_lightning.metrics.suite import (
     build_suite,
 )
 from gan_lightning.rejection import checked_keep, rejection_discriminator, rejection_sample
-from gan_lightning.runs.checkpoints import checked_trusted_networks, load_generator
-from gan_lightning.sampling import resolve_device
+from gan_lightning.runs.checkpoints import checked_trusted_networks
 
 #: Table columns: (result key, header, digits); arrows say which way is better.
 COLUMNS = (

@@ -5,7 +5,7 @@ They run in the launching process, before Hydra writes anything into a run folde
 
 * :class:`RunFolderCheck` refuses a read-only or full output location and a folder that already
   holds a run (unless resuming), so an old run's files are never overwritten; before a sweep
-  it also refuses what would fail or misbehave in every job (:mod:`gan_lightning.sweeps.checks`);
+  it also refuses what would fail or misbehave in every job (:mod:`gan_lightning.sweeps.preflight`);
 * :class:`SweepSummary` writes the sweep's answer: ``summary.csv`` and ``summary.md``, one row
   per job sorted by ``optimized_metric``, the same table in the terminal, and the best job as
   a command to paste.

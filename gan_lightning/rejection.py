@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gan_lightning.checks import Rule, null_or, number_in, refuse_broken
+from gan_lightning.generation import generate, requested_labels
 from gan_lightning.networks.latents import sample_latents
+from gan_lightning.rules import Rule, null_or, number_in, refuse_broken
 from gan_lightning.runs.checkpoints import load_discriminator
-from gan_lightning.sampling import generate, requested_labels
 
 KEEP_RULE = Rule(
     "rejection.keep",
@@ -114,7 +114,7 @@ def rejection_sample(
 ) -> tuple[Tensor, Tensor | None]:
     """``num_samples`` images D rates most real among ``num_samples / keep``, and their labels.
 
-    The counterpart of :func:`~gan_lightning.sampling.draw_samples` with the same arguments and
+    The counterpart of :func:`~gan_lightning.generation.draw_samples` with the same arguments and
     the same labels; the candidates' latents come from ``seed`` alone, all drawn at once.
     """
     wanted = requested_labels(generator, num_samples, digit)

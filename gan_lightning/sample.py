@@ -4,7 +4,7 @@
 docs/sampling.md) or a ``.png`` grid; ``mode=interpolate`` walks G's latent space between
 two points, which can be chosen so that a digit classifier reads them as ``from_digit`` and
 ``to_digit``. All noise comes from ``seed``, so the same command writes the same images. The
-drawing itself is :mod:`gan_lightning.sampling`; this module reads the keys and checks them.
+drawing itself is :mod:`gan_lightning.generation`; this module reads the keys and checks them.
 """
 
 from __future__ import annotations
@@ -21,19 +21,20 @@ from torch import Tensor, nn
 from gan_lightning.classifier import load_classifier
 from gan_lightning.cli import command
 from gan_lightning.errors import SampleError, task_wrapper
-from gan_lightning.networks.latents import sample_latents
-from gan_lightning.rejection import checked_keep, rejection_discriminator, rejection_sample
-from gan_lightning.runs.checkpoints import checked_trusted_networks, load_generator
-from gan_lightning.sampling import (
+from gan_lightning.generation import (
     check_digit,
     draw_samples,
     find_digit_latent,
     grid_columns,
+    load_generator,
     predict_digits,
     resolve_device,
     walk,
     write_samples,
 )
+from gan_lightning.networks.latents import sample_latents
+from gan_lightning.rejection import checked_keep, rejection_discriminator, rejection_sample
+from gan_lightning.runs.checkpoints import checked_trusted_networks
 
 NUM_DIGITS = 10
 MODES = ("samples", "interpolate")

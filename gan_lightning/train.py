@@ -37,9 +37,9 @@ from gan_lightning.runs.checkpoints import check_resumable, load_checkpoint
 from gan_lightning.runs.disk_space import estimate_run_bytes, warn_if_short_of_space
 from gan_lightning.runs.faults import describe_fault
 from gan_lightning.runs.folder import ensure_writable, report_resume_point, resolve_ckpt_path
-from gan_lightning.sweeps.checks import distributed_problem
 from gan_lightning.sweeps.jobs import FAILURE_FILE, JobRecord, record_failure, set_job_threads
 from gan_lightning.sweeps.objective import objective_value, worst
+from gan_lightning.sweeps.preflight import distributed_problem
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from gan_lightning.classifier import save_classifier
-from gan_lightning.networks.classifier import MNISTClassifier
+from gan_lightning.networks.digit_cnn import MNISTClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 10
@@ -51,7 +51,7 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
 def make_classifier_file(path: Path, seed: int = 0) -> Path:
     """An untrained (seeded) MNISTClassifier in the weights-file format."""
     torch.manual_seed(seed)
-    config = {"_target_": "gan_lightning.networks.classifier.MNISTClassifier"}
+    config = {"_target_": "gan_lightning.networks.digit_cnn.MNISTClassifier"}
     return save_classifier(path, MNISTClassifier(), config, test_accuracy=None, dataset="MNIST")
 
 

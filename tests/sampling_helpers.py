@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from gan_lightning.build import build_gan_module
 from gan_lightning.classifier import save_classifier
-from gan_lightning.networks.classifier import MNISTClassifier
+from gan_lightning.networks.digit_cnn import MNISTClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(REPO / "conf")
@@ -61,7 +61,7 @@ def make_checkpoint(folder: Path, data_root: Path, overrides: list[str]) -> Path
 def make_classifier_file(path: Path, seed: int = 0) -> Path:
     """An untrained classifier in the weights-file format: a judge whose answers are fixed."""
     torch.manual_seed(seed)
-    config = {"_target_": "gan_lightning.networks.classifier.MNISTClassifier"}
+    config = {"_target_": "gan_lightning.networks.digit_cnn.MNISTClassifier"}
     return save_classifier(path, MNISTClassifier(), config, test_accuracy=None, dataset="MNIST")
 
 

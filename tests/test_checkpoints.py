@@ -12,10 +12,10 @@ from reliability_helpers import compose_run
 
 from gan_lightning.classifier import load_classifier
 from gan_lightning.errors import CheckpointError
+from gan_lightning.generation import load_generator
 from gan_lightning.runs.checkpoints import (
     instantiate_network,
     load_checkpoint,
-    load_generator,
     run_config,
 )
 from gan_lightning.train import train

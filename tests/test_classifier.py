@@ -19,7 +19,7 @@ from gan_lightning.classifier import (
 )
 from gan_lightning.data.datamodule import MNISTDataModule
 from gan_lightning.errors import CheckpointError, MissingClassifierError
-from gan_lightning.networks.classifier import MNISTClassifier
+from gan_lightning.networks.digit_cnn import MNISTClassifier
 from tests.metrics_helpers import compose_config, make_classifier_file
 
 

@@ -21,13 +21,13 @@ from tensorboard.backend.event_processing.event_file_loader import LegacyEventFi
 from torch import Tensor, nn
 
 from gan_lightning import pictures
-from gan_lightning.callbacks.pictures import TrainingPictures
 from gan_lightning.callbacks.samples import SampleGrid
+from gan_lightning.callbacks.training_pictures import TrainingPictures
 from gan_lightning.data.npz import NpzDataModule
 from gan_lightning.data.splits import hold_out
 from gan_lightning.errors import SampleError
+from gan_lightning.generation import to_mnist_uint8, write_samples
 from gan_lightning.networks.latents import sample_latents
-from gan_lightning.sampling import to_mnist_uint8, write_samples
 
 #: The stub's channel levels in [-1, 1], and as uint8 pixels, (x + 1) * 127.5.
 LEVELS = (0.6, -0.6, 0.2)

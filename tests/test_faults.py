@@ -42,9 +42,9 @@ class FailingCallback(pl.Callback):
 
 def failing(hook: str, epoch: int) -> list[str]:
     return [
-        f"+callbacks.pictures._target_={__name__}.FailingCallback",
-        f"+callbacks.pictures.hook={hook}",
-        f"+callbacks.pictures.epoch={epoch}",
+        f"+callbacks.training_pictures._target_={__name__}.FailingCallback",
+        f"+callbacks.training_pictures.hook={hook}",
+        f"+callbacks.training_pictures.epoch={epoch}",
     ]
 
 
@@ -148,12 +148,12 @@ def test_a_crashing_callback_mid_run_is_one_paragraph_and_the_run_resumes(
     message = str(caught.value)
     interrupted = run_dir / "checkpoints" / "interrupted.ckpt"
     assert message.startswith(
-        "The FailingCallback callback (callbacks.pictures) failed in on_train_epoch_end in "
-        "epoch 1: RuntimeError: the picture could not be drawn."
+        "The FailingCallback callback (callbacks.training_pictures) failed in on_train_epoch_end "
+        "in epoch 1: RuntimeError: the picture could not be drawn."
     )
     # The crash saved epoch 1's steps; they are the newest state, and what ckpt_path=last takes.
     assert f"The last good checkpoint is {interrupted} (stopped in epoch 1, step 32)" in message
-    assert "To run without it: callbacks.pictures=null." in message
+    assert "To run without it: callbacks.training_pictures=null." in message
     assert f"The traceback is in {run_dir / TRACEBACK_FILE}." in message
     assert "Traceback" in (run_dir / TRACEBACK_FILE).read_text()
     assert f"hydra.run.dir={run_dir} ckpt_path=last" in message

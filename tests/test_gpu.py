@@ -25,8 +25,7 @@ from test_training_steps import changed, fit, snapshot
 from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.callbacks.metrics import GenerativeMetrics
 from gan_lightning.gan.module import GANModule
-from gan_lightning.runs.checkpoints import load_generator
-from gan_lightning.sampling import draw_samples
+from gan_lightning.generation import draw_samples, load_generator
 from gan_lightning.train import train
 
 pytestmark = pytest.mark.gpu

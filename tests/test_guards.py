@@ -11,7 +11,7 @@ from reliability_helpers import compose_run, scalar_curves
 from torch import nn
 
 from gan_lightning.errors import DivergenceError
-from gan_lightning.gan.divergence import NonFiniteGuard, nonfinite_parameters
+from gan_lightning.gan.guard import NonFiniteGuard, nonfinite_parameters
 from gan_lightning.runs.checkpoints import load_checkpoint
 from gan_lightning.train import train
 

@@ -25,7 +25,7 @@ from gan_lightning.metrics.suite import (
     add_real_as_fake,
     build_suite,
 )
-from gan_lightning.networks.classifier import MNISTClassifier
+from gan_lightning.networks.digit_cnn import MNISTClassifier
 from tests.metrics_helpers import OneHotJudge, make_classifier_file, one_hot_features
 
 LOG_10 = math.log(10)

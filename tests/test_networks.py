@@ -12,8 +12,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from gan_lightning.networks.cgan import CGANDiscriminator, CGANGenerator
-from gan_lightning.networks.classifier import MNISTClassifier
 from gan_lightning.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_lightning.networks.digit_cnn import MNISTClassifier
 from gan_lightning.networks.init import INITIALIZERS, apply_spectral_norm_, initialize_
 
 MODEL_DIR = Path(__file__).parents[1] / "conf" / "model"

@@ -135,7 +135,7 @@ def test_a_user_network_from_a_user_config_folder_validates_and_builds(
 
 def test_options_are_checked_against_the_users_config_folder_too(tmp_path: Path) -> None:
     from gan_lightning.cli import unknown_option
-    from gan_lightning.config import CONFIG_DIR
+    from gan_lightning.config_source import CONFIG_DIR
 
     folder = user_config_folder(tmp_path)
     for flags in (["--config-dir", str(folder)], [f"hydra.searchpath=[file://{folder}]"]):
@@ -154,7 +154,7 @@ def test_a_sweep_over_a_users_option_passes_the_sweep_checks(tmp_path: Path, com
     from hydra.conf import ConfigSourceInfo
     from omegaconf import open_dict, read_write
 
-    from gan_lightning.sweeps.checks import search_space_problem
+    from gan_lightning.sweeps.preflight import search_space_problem
 
     folder = user_config_folder(tmp_path)
     cfg = compose_train()

@@ -19,8 +19,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from gan_lightning import pictures
 from gan_lightning.build import build_gan_module, build_trainer
-from gan_lightning.callbacks.pictures import TrainingPictures, picture_tag
 from gan_lightning.callbacks.summary import count_parameters
+from gan_lightning.callbacks.training_pictures import TrainingPictures, picture_tag
 from gan_lightning.gan import ema
 
 GREEN = (44, 160, 44)  # matplotlib's tab:green

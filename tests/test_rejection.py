@@ -22,15 +22,15 @@ from gan_lightning import sample as sample_module
 from gan_lightning.build import build_gan_module
 from gan_lightning.errors import CheckpointError, ConfigError, SampleError
 from gan_lightning.evaluate import evaluate, results_table
+from gan_lightning.generation import balanced_labels, draw_samples, load_generator, to_mnist_uint8
 from gan_lightning.rejection import (
     best_per_class,
     candidate_labels,
     discriminator_scores,
     rejection_sample,
 )
-from gan_lightning.runs.checkpoints import load_discriminator, load_generator
+from gan_lightning.runs.checkpoints import load_discriminator
 from gan_lightning.sample import sample
-from gan_lightning.sampling import balanced_labels, draw_samples, to_mnist_uint8
 
 
 class FirstLatentGenerator(nn.Module):

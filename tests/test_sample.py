@@ -19,9 +19,14 @@ from gan_lightning import sample as sample_module
 from gan_lightning.classifier import load_classifier
 from gan_lightning.data.datamodule import to_unit_range
 from gan_lightning.errors import SampleError
-from gan_lightning.runs.checkpoints import load_generator
+from gan_lightning.generation import (
+    draw_samples,
+    find_digit_latent,
+    load_generator,
+    predict_digits,
+    to_mnist_uint8,
+)
 from gan_lightning.sample import interpolation, sample
-from gan_lightning.sampling import draw_samples, find_digit_latent, predict_digits, to_mnist_uint8
 
 
 @pytest.fixture(scope="module")

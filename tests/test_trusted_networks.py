@@ -24,11 +24,11 @@ from gan_lightning import sample as sample_module
 from gan_lightning.build import build_gan_module
 from gan_lightning.errors import CheckpointError, ConfigError
 from gan_lightning.evaluate import evaluate
+from gan_lightning.generation import load_generator
 from gan_lightning.runs.checkpoints import (
     instantiate_network,
     load_checkpoint,
     load_discriminator,
-    load_generator,
 )
 from gan_lightning.sample import sample
 

@@ -28,9 +28,9 @@ from gan_lightning.data.folder import ImageFolderDataModule
 from gan_lightning.data.npz import NpzDataModule
 from gan_lightning.data.splits import hold_out
 from gan_lightning.errors import CheckpointError, DataError, EvaluateError
+from gan_lightning.generation import write_samples
 from gan_lightning.metrics.suite import add_real_as_fake, build_suite
-from gan_lightning.networks.classifier import MNISTClassifier
-from gan_lightning.sampling import write_samples
+from gan_lightning.networks.digit_cnn import MNISTClassifier
 from gan_lightning.train_classifier import network_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -432,7 +432,7 @@ def classifier_file(path: Path, num_classes: int, channels: int = 1) -> Path:
     torch.manual_seed(0)
     network = MNISTClassifier(num_classes=num_classes, channels=channels)
     config = {
-        "_target_": "gan_lightning.networks.classifier.MNISTClassifier",
+        "_target_": "gan_lightning.networks.digit_cnn.MNISTClassifier",
         "num_classes": num_classes,
         "channels": channels,
     }

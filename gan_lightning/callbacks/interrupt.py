@@ -1,7 +1,7 @@
 """Ctrl-C, SIGTERM or a crash mid-run: save the state so far, and say how to resume.
 
 Divergence (a NaN/inf loss or weight) is the training step's own business
-(:mod:`gan_lightning.gan.divergence`); a mode-collapse warning comes from the metrics callback that
+(:mod:`gan_lightning.gan.guard`); a mode-collapse warning comes from the metrics callback that
 measures the class histogram; TensorBoard's side of a resume is in
 :mod:`gan_lightning.callbacks.tensorboard`.
 """

@@ -11,15 +11,6 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from gan_lightning.checks import (
-    Rule,
-    int_at_least,
-    is_int,
-    null_or,
-    number_in,
-    one_of,
-    refuse_broken,
-)
 from gan_lightning.classifier import TRAIN_COMMAND, launch_training
 from gan_lightning.data.datamodule import MNISTDataModule, WholeTensorDataModule
 from gan_lightning.errors import MissingClassifierError
@@ -28,6 +19,15 @@ from gan_lightning.metrics.suite import (
     GenerativeMetricSuite,
     add_generated,
     build_suite,
+)
+from gan_lightning.rules import (
+    Rule,
+    int_at_least,
+    is_int,
+    null_or,
+    number_in,
+    one_of,
+    refuse_broken,
 )
 
 MISSING_POLICIES = ("warn", "error", "train")

@@ -21,7 +21,9 @@ import torch.nn.functional as F
 import torchvision
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gan_lightning.checks import (
+from gan_lightning.data.idx import MissingDataError, find_split, load_split
+from gan_lightning.errors import DataError
+from gan_lightning.rules import (
     Rule,
     int_at_least,
     is_bool,
@@ -30,8 +32,6 @@ from gan_lightning.checks import (
     one_of,
     refuse_broken,
 )
-from gan_lightning.data.idx import MissingDataError, find_split, load_split
-from gan_lightning.errors import DataError
 
 log = logging.getLogger(__name__)
 

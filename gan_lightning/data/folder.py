@@ -33,15 +33,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gan_lightning.checks import (
-    Rule,
-    int_at_least,
-    is_bool,
-    null_or,
-    number_in,
-    one_of,
-    refuse_broken,
-)
 from gan_lightning.data import folder_cache
 from gan_lightning.data.datamodule import (
     COMMON_RULES,
@@ -54,6 +45,15 @@ from gan_lightning.data.datamodule import (
 from gan_lightning.data.images import MODES, decode_files, default_workers, image_suffixes
 from gan_lightning.data.splits import hold_out
 from gan_lightning.errors import DataError
+from gan_lightning.rules import (
+    Rule,
+    int_at_least,
+    is_bool,
+    null_or,
+    number_in,
+    one_of,
+    refuse_broken,
+)
 
 log = logging.getLogger(__name__)
 

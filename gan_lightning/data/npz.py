@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan_lightning.checks import Rule, is_bool, null_or, number_in, one_of, refuse_broken
 from gan_lightning.data.datamodule import (
     COMMON_RULES,
     NATIVE_SIZE,
@@ -30,6 +29,7 @@ from gan_lightning.data.datamodule import (
 from gan_lightning.data.images import MODES, fit_image
 from gan_lightning.data.splits import hold_out
 from gan_lightning.errors import DataError
+from gan_lightning.rules import Rule, is_bool, null_or, number_in, one_of, refuse_broken
 
 _FORMAT = (
     "the format `python -m gan_lightning.sample` writes: `images` uint8 [N, H, W] or "

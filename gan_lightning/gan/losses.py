@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan_lightning.checks import Rule, number_in, refuse_broken
+from gan_lightning.rules import Rule, number_in, refuse_broken
 
 
 class GANLoss:

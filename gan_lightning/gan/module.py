@@ -33,7 +33,7 @@ from gan_lightning.errors import CheckpointError, ConfigError, DivergenceError
 from gan_lightning.gan import ema as ema_lib
 from gan_lightning.gan import health
 from gan_lightning.gan.augment import AdaptiveTranslation, diff_augment
-from gan_lightning.gan.divergence import (
+from gan_lightning.gan.guard import (
     NonFiniteGuard,
     divergence_message,
     first_names,

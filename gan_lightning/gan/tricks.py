@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from gan_lightning.checks import Rule, int_at_least, is_bool, is_number, null_or, number_in
 from gan_lightning.errors import ConfigError
 from gan_lightning.gan.augment import check_policies
+from gan_lightning.rules import Rule, int_at_least, is_bool, is_number, null_or, number_in
 
 #: A target is off (None), a constant (seed 004: real = 0.9), or a uniform range per sample
 #: (seed 002: real in [0.7, 1.0], fake in [0.0, 0.3]).

@@ -23,10 +23,9 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from gan_lightning.checks import Rule, refuse_broken
 from gan_lightning.errors import CheckpointError
-from gan_lightning.gan.ema import sampling_copy
 from gan_lightning.networks.init import apply_spectral_norm_
+from gan_lightning.rules import Rule, refuse_broken
 
 log = logging.getLogger(__name__)
 
@@ -412,25 +411,6 @@ def run_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> d
     return with_current_targets(config)
 
 
-def load_generator(
-    path: str | Path, use_ema: bool = True, trusted_networks: Sequence[str] = ()
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The sampling generator of a GAN checkpoint (EMA weights when present) and its config.
-
-    The returned network is in eval mode with BatchNorm statistics recomputed for its weights.
-    ``trusted_networks``: modules of the user's own whose network classes the file may name
-    (see :func:`instantiate_network`).
-    """
-    checkpoint = load_checkpoint(path)
-    config = run_config(checkpoint, path)
-    generator = instantiate_network(
-        config["model"]["generator"], f"{path} [model.generator]", trusted_networks
-    )
-    prefix = "g_ema" if use_ema and submodule_state(checkpoint, "g_ema") else "generator"
-    load_state_strict(generator, submodule_state(checkpoint, prefix), f"{path} [{prefix}]")
-    return sampling_copy(generator), config
-
-
 def load_discriminator(
     path: str | Path, needed_for: str = "the discriminator", trusted_networks: Sequence[str] = ()
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -441,7 +421,7 @@ def load_discriminator(
     ``original``/``_u``/``_v`` tensors instead of ``weight``). A file without ``discriminator.*``
     weights is refused naming the file and ``needed_for``, the setting that asked for D (as
     ``load_classifier``'s ``key``), since leaving that setting out is one way to go on.
-    ``trusted_networks`` as for :func:`load_generator`.
+    ``trusted_networks`` as for :func:`instantiate_network`.
     """
     checkpoint = load_checkpoint(path)
     config = run_config(checkpoint, path)

@@ -22,8 +22,8 @@ from torchvision.io import ImageReadMode, decode_image
 from gan_lightning import pictures
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
 from gan_lightning.compat import event_writer
+from gan_lightning.generation import balanced_labels, generate, predict_digits, walk
 from gan_lightning.networks.latents import sample_latents
-from gan_lightning.sampling import balanced_labels, generate, predict_digits, walk
 
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.png")
 #: ``Summary.Image.colorspace`` values (TensorBoard's summary.proto).

@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gan_lightning.config import CONFIG_DIR
+from gan_lightning.config_source import CONFIG_DIR
 from gan_lightning.sweeps.jobs import available_cores, joblib_jobs
 from gan_lightning.sweeps.objective import DIRECTIONS
 

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from gan_lightning.checks import Rule, int_at_least, is_bool, one_of, refuse_broken
+from gan_lightning.rules import Rule, int_at_least, is_bool, one_of, refuse_broken
 
 NONFINITE_ACTIONS = ("stop", "skip")
 #: The one home of the ``guard`` keys' checks but ``min_class_fraction`` (``GenerativeMetrics``).

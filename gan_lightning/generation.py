@@ -1,14 +1,15 @@
-"""Drawing from a trained generator: samples, latent walks, digits a classifier recognises.
+"""Drawing from a trained generator: loading it, samples, latent walks, recognised digits.
 
-The library half of ``python -m gan_lightning.sample``; the end-of-training pictures and the
-notebooks use it too. Every function takes its randomness from an explicit seed or latents, so
-the same call draws the same images.
+The library half of ``python -m gan_lightning.sample``; ``evaluate`` and the notebooks load
+generators through :func:`load_generator` too, and the end-of-training pictures draw with it.
+Every function takes its randomness from an explicit seed or latents, so the same call draws
+the same images.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,16 @@ import torch
 from torch import Tensor, nn
 
 from gan_lightning.errors import SampleError
+from gan_lightning.gan.ema import sampling_copy
 from gan_lightning.networks.latents import sample_latents
 from gan_lightning.pictures import interpolate, save_grid
+from gan_lightning.runs.checkpoints import (
+    instantiate_network,
+    load_checkpoint,
+    load_state_strict,
+    run_config,
+    submodule_state,
+)
 
 MNIST_SIZE = 28
 #: Channels a sample file or picture holds: grayscale or RGB.
@@ -214,3 +223,22 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError as error:
         raise SampleError(f"device={name!r} is not a device: use auto, cpu or cuda") from error
+
+
+def load_generator(
+    path: str | Path, use_ema: bool = True, trusted_networks: Sequence[str] = ()
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The sampling generator of a GAN checkpoint (EMA weights when present) and its config.
+
+    The returned network is in eval mode with BatchNorm statistics recomputed for its weights.
+    ``trusted_networks``: modules of the user's own whose network classes the file may name
+    (see :func:`instantiate_network`).
+    """
+    checkpoint = load_checkpoint(path)
+    config = run_config(checkpoint, path)
+    generator = instantiate_network(
+        config["model"]["generator"], f"{path} [model.generator]", trusted_networks
+    )
+    prefix = "g_ema" if use_ema and submodule_state(checkpoint, "g_ema") else "generator"
+    load_state_strict(generator, submodule_state(checkpoint, prefix), f"{path} [{prefix}]")
+    return sampling_copy(generator), config
