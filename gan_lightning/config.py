@@ -24,7 +24,6 @@ from gan_lightning.gan.guard import NonFiniteGuard
 from gan_lightning.gan.tricks import Tricks
 from gan_lightning.networks.latents import LATENT_PRIORS
 from gan_lightning.rules import Rule, int_at_least, is_int, number_in, one_of
-from gan_lightning.runs.checkpoints import moved_target
 from gan_lightning.sweeps.objective import DIRECTIONS
 
 _POSITIVE = number_in(0, include_low=False)
@@ -162,30 +161,9 @@ def _owner_problems(cfg: DictConfig, broken: set[str]) -> Iterator[str]:
         yield from _refusals(lambda build=build: build(cfg))
 
 
-def _moved_target_problems(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """(key, problem) for each ``_target_`` naming a module from before the layered layout (a
-    config saved by an older version), with the name to write instead."""
-    if isinstance(node, dict):
-        target = node.get("_target_")
-        if isinstance(target, str) and moved_target(target):
-            key = f"{path}._target_"
-            yield (
-                key,
-                f"{key}={target!r} names a module that has moved; write {moved_target(target)!r}",
-            )
-        for key, child in node.items():
-            yield from _moved_target_problems(child, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            yield from _moved_target_problems(child, f"{path}[{index}]")
-
-
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` listing every value in ``cfg`` that cannot work."""
-    broken = [
-        *_rule_problems(cfg),
-        *_moved_target_problems(OmegaConf.to_container(cfg, resolve=False)),
-    ]
+    broken = list(_rule_problems(cfg))
     problems = [problem for _, problem in broken]
     problems += _owner_problems(cfg, {key for key, _ in broken})
     if len(problems) == 1:

@@ -98,20 +98,6 @@ def test_a_bad_value_another_group_interpolates_is_reported_once(
         validate(compose_run(tmp_path / "run", tiny_mnist_root, ["model.image_size=30"]))
 
 
-def test_a_config_saved_before_the_layered_layout_names_the_moved_modules(
-    tmp_path: Path, tiny_mnist_root: Path
-) -> None:
-    """An old run's .hydra/config.yaml names gan_lightning.losses.*: refused with the new name."""
-    cfg = compose_run(tmp_path / "run", tiny_mnist_root, [])
-    cfg.loss._target_ = "gan_lightning.losses.NonSaturatingLoss"
-    with pytest.raises(ConfigError) as caught:
-        validate(cfg)
-    assert (
-        "loss._target_='gan_lightning.losses.NonSaturatingLoss' names a module that has moved; "
-        "write 'gan_lightning.gan.losses.NonSaturatingLoss'"
-    ) in str(caught.value)
-
-
 def test_num_classes_is_refused_where_no_network_reads_it(
     tmp_path: Path, tiny_mnist_root: Path
 ) -> None:
