@@ -24,7 +24,7 @@ from rich.console import Console
 
 from gan_lightning.errors import RunError
 from gan_lightning.runs.folder import ensure_writable, resolve_ckpt_path
-from gan_lightning.sweeps import checks, optuna_search, summary
+from gan_lightning.sweeps import optuna_search, preflight, summary
 from gan_lightning.sweeps.jobs import FAILURE_FILE
 
 
@@ -54,10 +54,10 @@ class RunFolderCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = _folder(config, "sweep")
         problem = (
-            checks.sweep_distributed_problem(config)
-            or checks.launcher_problem(config)
-            or checks.search_space_problem(config)
-            or checks.objective_problem(config)
+            preflight.sweep_distributed_problem(config)
+            or preflight.launcher_problem(config)
+            or preflight.search_space_problem(config)
+            or preflight.objective_problem(config)
         )
         try:
             if problem:

@@ -20,7 +20,7 @@ from reliability_helpers import CONFIG_DIR, TINY, cli_env, run_cli
 from sampling_helpers import make_classifier_file
 
 from gan_lightning.hydra_callbacks import RunFolderCheck
-from gan_lightning.sweeps import checks
+from gan_lightning.sweeps import preflight
 from gan_lightning.sweeps.jobs import RESULT_FILE, available_cores, threads_per_job
 from gan_lightning.sweeps.objective import objective_value, worst
 
@@ -84,7 +84,7 @@ def test_an_unknown_group_option_in_a_search_is_refused(tmp_path: Path) -> None:
 def test_the_shipped_searches_pass_the_checks(tmp_path: Path) -> None:
     for search in ("lr_grid", "optuna"):
         cfg = compose_sweep(tmp_path, [f"hparams_search={search}"])
-        assert checks.search_space_problem(cfg) is None, search
+        assert preflight.search_space_problem(cfg) is None, search
 
 
 def test_ddp_in_a_multirun_is_refused(tmp_path: Path) -> None:
@@ -126,11 +126,11 @@ def test_an_optuna_search_without_the_classifier_is_refused(tmp_path: Path) -> N
 
 
 def test_a_missing_plugin_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checks.importlib.util, "find_spec", lambda name: None)
-    problem = checks.missing_plugin(["-m", "hydra/launcher=joblib", "optim.d.lr=1e-4,2e-4"])
+    monkeypatch.setattr(preflight.importlib.util, "find_spec", lambda name: None)
+    problem = preflight.missing_plugin(["-m", "hydra/launcher=joblib", "optim.d.lr=1e-4,2e-4"])
     assert problem.startswith("hydra/launcher=joblib needs the Hydra plugin hydra-joblib-launcher")
     assert 'pip install -e ".[sweeps]"' in problem
-    assert checks.missing_plugin(["-m", "optim.d.lr=1e-4,2e-4"]) is None
+    assert preflight.missing_plugin(["-m", "optim.d.lr=1e-4,2e-4"]) is None
 
 
 def test_a_failed_job_reports_the_worst_value_of_its_metric() -> None:
