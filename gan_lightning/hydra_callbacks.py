@@ -3,9 +3,11 @@
 They run in the launching process, before Hydra writes anything into a run folder (its
 ``.hydra/`` copy of the config and the log file) and after a sweep's last job:
 
-* :class:`RunFolderCheck` refuses a read-only or full output location and a folder that already
-  holds a run (unless resuming), so an old run's files are never overwritten; before a sweep
-  it also refuses what would fail or misbehave in every job (:mod:`gan_lightning.sweeps.preflight`);
+* :class:`RunFolderCheck` prepares a single run's folder (:mod:`gan_lightning.runs.folder`:
+  held by this process for the run's life, writable, no old run's unless resuming), so neither
+  a run still going nor an old run's files are written over; before a sweep it refuses what
+  would fail or misbehave in every job (:mod:`gan_lightning.sweeps.preflight`) and a sweep
+  folder that already holds runs (each job prepares its own folder as it starts);
 * :class:`SweepSummary` writes the sweep's answer: ``summary.csv`` and ``summary.md``, one row
   per job sorted by ``optimized_metric``, the same table in the terminal, and the best job as
   a command to paste.
@@ -23,7 +25,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from gan_lightning.errors import RunError
-from gan_lightning.runs.folder import ensure_writable, resolve_ckpt_path
+from gan_lightning.runs.folder import ensure_writable, prepare, release
 from gan_lightning.sweeps import optuna_search, preflight, summary
 from gan_lightning.sweeps.jobs import FAILURE_FILE
 
@@ -41,15 +43,19 @@ def _refuse(error: RunError) -> NoReturn:
 
 
 class RunFolderCheck(Callback):
-    """Checks the run (or sweep) folder before Hydra creates or writes into it."""
+    """Prepares a single run's folder, and checks a sweep's, before Hydra writes into them."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        run_dir = _folder(config, "run")
+        # ``train`` finds the folder prepared; the hold lasts until on_run_end.
+        self.run_dir = _folder(config, "run")
         try:
-            resolve_ckpt_path(config.get("ckpt_path"), run_dir)
-            ensure_writable(run_dir)
+            prepare(self.run_dir, config.get("ckpt_path"))
         except RunError as error:
+            release(self.run_dir)
             _refuse(error)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        release(self.run_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = _folder(config, "sweep")

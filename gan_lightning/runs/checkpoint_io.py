@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -29,8 +28,6 @@ import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from gan_lightning.errors import GanLightningError
-
-log = logging.getLogger(__name__)
 
 #: Temporary files are ``.<name>.partial`` next to their target: hidden, and never ``*.ckpt``,
 #: so nothing that looks for checkpoints can mistake one for a checkpoint.
@@ -124,18 +121,13 @@ def atomic_save(
 
 
 def remove_partial_files(folder: str | Path) -> list[Path]:
-    """Delete the temporary files that writes killed midway left in ``folder``."""
+    """Delete the temporary files that writes killed midway left in ``folder``; returns them
+    (the run folder's report names them once the run's log is set up)."""
     removed = []
     for leftover in sorted(Path(folder).glob(f".*{PARTIAL_SUFFIX}")):
         with contextlib.suppress(OSError):
             leftover.unlink()
             removed.append(leftover)
-    if removed:
-        log.info(
-            "Removed %d unfinished checkpoint write(s) of a run stopped while saving: %s",
-            len(removed),
-            ", ".join(path.name for path in removed),
-        )
     return removed
 
 
