@@ -13,11 +13,7 @@ from reliability_helpers import compose_run
 from gan_lightning.classifier import load_classifier
 from gan_lightning.errors import CheckpointError
 from gan_lightning.generation import load_generator
-from gan_lightning.runs.checkpoints import (
-    instantiate_network,
-    load_checkpoint,
-    run_config,
-)
+from gan_lightning.runs.checkpoints import instantiate_network, load_checkpoint
 from gan_lightning.train import train
 
 
@@ -151,28 +147,3 @@ def test_checkpoints_hold_only_plain_data(trained_run: Path) -> None:
     assert len(states["python"][1]) == 625
     assert checkpoint["gan_counters"] == {"d_steps": 8, "g_steps": 8, "skipped_steps": 0}
 
-
-def test_a_checkpoint_from_before_the_layered_layout_resumes_without_a_warning(
-    tmp_path: Path,
-    tiny_mnist_root: Path,
-    trained_run: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Its config names gan_lightning.losses.*, .checkpoint_io.* and .data.MNISTDataModule, which
-    moved: read as today's names, it is the same config, so nothing is reported."""
-    checkpoint = load_checkpoint(trained_run / "checkpoints" / "last.ckpt")
-    saved = checkpoint["run_config"]
-    saved["loss"]["_target_"] = "gan_lightning.losses.NonSaturatingLoss"
-    saved["trainer"]["plugins"][0]["_target_"] = "gan_lightning.checkpoint_io.AtomicCheckpointIO"
-    saved["data"]["_target_"] = "gan_lightning.data.MNISTDataModule"  # a package re-export then
-    old = tmp_path / "old.ckpt"
-    torch.save(checkpoint, old)
-    assert run_config(load_checkpoint(old))["loss"]["_target_"] == (
-        "gan_lightning.gan.losses.NonSaturatingLoss"
-    )
-    cfg = compose_run(tmp_path / "run", tiny_mnist_root, resume_overrides(old))
-    with caplog.at_level(logging.WARNING, logger="gan_lightning"):
-        train(cfg)
-    assert "differ" not in caplog.text
-    generator, _ = load_generator(old)  # sampling and evaluating read it too
-    assert generator.latent_dim > 0

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
-from reliability_helpers import CONFIG_DIR, compose_run, run_cli
+from reliability_helpers import CONFIG_DIR, compose_run
 
-from gan_lightning.cli import renamed_key, unknown_option
 from gan_lightning.config import validate
 from gan_lightning.errors import ConfigError, DataError
 from gan_lightning.train import train
@@ -152,44 +151,6 @@ def test_wgan_gp_with_a_batchnorm_critic_warns_and_names_the_textbook_fix(
 
     with pytest.warns(UserWarning, match="use model=mlp, fc or cnn"):
         build_gan_module(compose_train(["model=dcgan", "loss=wgan_gp"]))
-
-
-def test_an_unknown_group_option_is_one_line_listing_the_options() -> None:
-    message = unknown_option(CONFIG_DIR, ["-m", "seed=1,2", "loss=bce,nosuch", "optim.g=sgd"])
-    assert message == (
-        "loss=nosuch is not an option of loss; the available options are bce, hinge, lsgan, "
-        f"minimax, relativistic, wgan_gp (the files in {CONFIG_DIR / 'loss'})."
-    )
-    known = ["model=mlp", "optim.d=sgd", "~scheduler.g", "trainer.max_epochs=3", "hydra/launcher=x"]
-    assert unknown_option(CONFIG_DIR, known) is None
-
-
-def test_the_train_command_refuses_an_unknown_model_without_hydras_search_path(
-    tmp_path: Path, tiny_mnist_root: Path
-) -> None:
-    result = run_cli(["model=nosuchmodel"], tiny_mnist_root, tmp_path)
-    assert result.returncode == 1
-    options = sorted(path.stem for path in (CONFIG_DIR / "model").glob("*.yaml"))
-    assert {"cgan", "dcgan", "lean", "mlp"} <= set(options)
-    assert result.stdout.strip() == (
-        "ConfigError: model=nosuchmodel is not an option of model; the available options are "
-        f"{', '.join(options)} (the files in {CONFIG_DIR / 'model'})."
-    )
-
-
-def test_a_renamed_callback_key_is_refused_naming_its_new_name() -> None:
-    assert renamed_key(["callbacks.run_guard=null"]) == (
-        "callbacks.run_guard is now callbacks.interrupt_checkpoint: use "
-        "callbacks.interrupt_checkpoint."
-    )
-    assert renamed_key(["callbacks.run_guard.min_class_fraction=0.1"]) == (
-        "callbacks.run_guard.min_class_fraction is now guard.min_class_fraction: use "
-        "guard.min_class_fraction."
-    )
-    assert renamed_key(["~callbacks.tensorboard_layout"]) == (
-        "callbacks.tensorboard_layout is now callbacks.tensorboard: use callbacks.tensorboard."
-    )
-    assert renamed_key(["callbacks.tensorboard=null", "guard.min_class_fraction=0.1"]) is None
 
 
 def test_g_and_d_pick_their_optimizer_from_one_folder(

@@ -42,13 +42,6 @@ STRUCTURAL_KEYS = (
 )
 #: The only classes a file may ask to build (see :func:`instantiate_network`).
 NETWORK_PACKAGE = "gan_lightning.networks."
-#: ``_target_`` prefixes that moved when the package took its layered layout (``gan/``,
-#: ``runs/``, no re-exports), old -> new. Checkpoints written before name the old ones.
-MOVED_TARGETS = {
-    "gan_lightning.losses.": "gan_lightning.gan.losses.",
-    "gan_lightning.checkpoint_io.": "gan_lightning.runs.checkpoint_io.",
-    "gan_lightning.data.MNISTDataModule": "gan_lightning.data.datamodule.MNISTDataModule",
-}
 #: Keys expected to change on resume, never reported: more epochs, and where things are read
 #: from or written to (a checkpoint resumed into another folder resolves these differently).
 RESUME_KEYS = (
@@ -377,38 +370,12 @@ def instantiate_network(
     return instantiate(config)
 
 
-def moved_target(target: str) -> str | None:
-    """Where ``target`` lives now if its module moved (see :data:`MOVED_TARGETS`), else None."""
-    for old, new in MOVED_TARGETS.items():
-        if target.startswith(old):
-            return new + target.removeprefix(old)
-    return None
-
-
-def with_current_targets(config: Any) -> Any:
-    """``config`` with every ``_target_`` of a moved module renamed to where it lives now."""
-    if isinstance(config, Mapping):
-        return {
-            key: (moved_target(value) or value)
-            if key == "_target_" and isinstance(value, str)
-            else with_current_targets(value)
-            for key, value in config.items()
-        }
-    if isinstance(config, list | tuple):
-        return [with_current_targets(child) for child in config]
-    return config
-
-
 def run_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
-    """The run config saved in ``checkpoint``, in today's module layout.
-
-    Renaming moved ``_target_``s here keeps an old checkpoint resumable without a spurious
-    "settings differ" warning, and sampling and evaluating from it unchanged.
-    """
+    """The run config saved in ``checkpoint`` (the resolved config of the run that wrote it)."""
     config = checkpoint.get("run_config")
     if not config or "model" not in config:
         raise CheckpointError(f"{path} holds no gan-lightning run config; was it made by `train`?")
-    return with_current_targets(config)
+    return config
 
 
 def load_discriminator(
