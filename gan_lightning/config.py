@@ -1,26 +1,31 @@
 """Validate a composed run config before any data or network work starts.
 
 Hydra already refuses unknown keys at compose time (configs are in struct mode), so what is left
-is values: types and ranges. Each value is checked in one place. The object that uses a group
-checks it (``Tricks`` for ``tricks``, ``NonFiniteGuard`` for ``guard``, the data module for
-``data``, the metrics callback for ``metrics``, the loss for ``loss``), and :func:`validate`
-builds those, which reads no data. This module keeps the rules no such object owns before
-training (seed, optimizers, schedulers, trainer, model sizes) and the checks that span groups.
-Every problem found is reported at once, each naming the key, the value and what is allowed.
+is values: types and ranges. Each key's check is written once, in the ``RULES`` table of the
+object that reads it: the class a group's ``_target_`` names (the data module for ``data``, the
+loss, the metrics callback for ``metrics``, each callback for its entry), ``gan/tricks.py`` and
+``gan/guard.py`` for the two groups built without a target, and :data:`RULES` here for the keys
+no object reads before training (seed, model sizes, optimizers, schedulers, trainer).
+:func:`validate` checks every table over the config itself and builds nothing but ``Tricks``, a
+frozen dataclass, for the tricks that contradict each other; ``train`` then builds each object
+once, and its constructor refuses the same values for a caller that builds it directly. Every
+problem found is reported at once, each naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
+import copy
+import pydoc
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationToMissingValueError
 
 from gan_lightning.errors import ConfigError
-from gan_lightning.gan.guard import NonFiniteGuard
+from gan_lightning.gan.guard import RULES as GUARD_RULES
+from gan_lightning.gan.tricks import RULES as TRICKS_RULES
 from gan_lightning.gan.tricks import Tricks
 from gan_lightning.networks.latents import LATENT_PRIORS
 from gan_lightning.rules import Rule, int_at_least, is_int, number_in, one_of
@@ -55,7 +60,7 @@ _OPTIMIZER_RULES = (
     ("eps", _POSITIVE, "a number > 0", False),
 )
 
-#: The keys no object checks before training starts: the run's own, the networks' sizes (the
+#: The keys no object reads before training starts: the run's own, the networks' sizes (the
 #: networks are not built to validate), optimizers and schedulers (built by Lightning), trainer.
 RULES: tuple[Rule, ...] = (
     Rule("seed", is_int, "an integer"),
@@ -100,72 +105,131 @@ _MISSING = object()
 
 
 def _select(cfg: DictConfig, key: str) -> Any:
+    """The value at ``key``, resolved; a list or a group as a plain container."""
     value = OmegaConf.select(cfg, key, default=_MISSING)
     if isinstance(value, DictConfig | ListConfig):
         return OmegaConf.to_container(value, resolve=True)
     return value
 
 
-def _rule_problems(cfg: DictConfig) -> Iterator[tuple[str, str]]:
-    """(key, problem) for every rule broken by ``cfg``."""
-    for rule in RULES:
+def _owners(node: DictConfig, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(key, what its ``_target_`` names, None if nothing) for every group ``node`` builds.
+
+    A group that copies another by interpolation (``callbacks.generative_metrics:
+    ${metrics}``) is the other's: it is checked there, once. Hydra's own settings are Hydra's.
+    """
+    target = node.get("_target_")
+    if isinstance(target, str):
+        yield path, pydoc.locate(target)
+    for key in node:
+        if path == "" and key == "hydra":
+            continue
+        if OmegaConf.is_interpolation(node, key) or OmegaConf.is_missing(node, key):
+            continue
+        child = node[key]
+        if isinstance(child, DictConfig):
+            yield from _owners(child, f"{path}.{key}" if path else str(key))
+
+
+def _owner_rules(cfg: DictConfig) -> tuple[list[Rule], list[str]]:
+    """The rules of the keys ``cfg`` holds, and a problem for each ``_target_`` naming nothing.
+
+    Every group without a ``_target_`` (``tricks``, ``guard``) and every key no object reads
+    before training (:data:`RULES`) is named here; a group built from a ``_target_`` is
+    checked by the ``RULES`` its class holds (the data module for ``data``, the loss for
+    ``loss``, each callback for its entry), so a new data module or callback brings its own.
+    """
+    rules = [*RULES, *TRICKS_RULES, *GUARD_RULES]
+    unknown = []
+    for key, owner in _owners(cfg):
+        if owner is None:
+            target = _select(cfg, f"{key}._target_")
+            unknown.append(
+                f"{key}._target_={target!r} names nothing that can be imported; check the "
+                "module path and the class name"
+            )
+            continue
+        rules += [rule for rule in getattr(owner, "RULES", ()) if rule.key.startswith(f"{key}.")]
+    return rules, unknown
+
+
+def _interpolated(cfg: DictConfig, key: str) -> bool:
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    return (
+        isinstance(parent, DictConfig)
+        and leaf in parent
+        and OmegaConf.is_interpolation(parent, leaf)
+    )
+
+
+def _problems(cfg: DictConfig, rules: Iterable[Rule]) -> Iterator[tuple[str, str]]:
+    """(key, problem) for every rule a value of ``cfg`` breaks. A key left out takes the
+    default of the object that reads it; a null is off where the rule is not required."""
+    for rule in rules:
         value = _select(cfg, rule.key)
         if value is _MISSING or (value is None and not rule.required):
-            if rule.required:
-                yield rule.key, f"{rule.key} is missing; it must be {rule.allowed}"
             continue
         problem = rule.problem(value)
         if problem:
             yield rule.key, problem
 
 
-#: The objects that own a group's checks, built as ``train`` builds them. Building one reads no
-#: data: the data module and the metrics callback only check and store their settings.
-_OWNERS: tuple[tuple[str, Callable[[DictConfig], object]], ...] = (
-    ("tricks", lambda cfg: Tricks.from_config(_select(cfg, "tricks"))),
-    ("guard", lambda cfg: NonFiniteGuard.from_config(_select(cfg, "guard"))),
-    ("loss", lambda cfg: instantiate(cfg.loss)),
-    ("data", lambda cfg: instantiate(cfg.data)),
-    ("metrics", lambda cfg: instantiate(cfg.metrics)),
-)
+def _missing(cfg: DictConfig) -> Iterator[tuple[str, str]]:
+    """(key, problem) for every required key of :data:`RULES` left out (``~seed``): ``train``
+    reads those itself, and no object has a default for them."""
+    for rule in RULES:
+        if rule.required and _select(cfg, rule.key) is _MISSING:
+            yield rule.key, f"{rule.key} is missing; it must be {rule.allowed}"
 
 
-def _refusals(build: Callable[[], object]) -> list[str]:
-    """The problems ``build`` refuses with: one per line of its ``ValueError`` (an owner
-    reports every broken key of its group at once), unwrapped from Hydra's exception."""
+def _resolves(masked: DictConfig, key: str) -> bool:
+    """Whether ``key`` can be resolved in ``masked``, where the broken keys are ``???``."""
     try:
-        build()
-    except (ValueError, InstantiationException) as error:
-        refusal = error.__cause__ if isinstance(error, InstantiationException) else error
-        if not isinstance(refusal, ValueError):
-            raise
+        OmegaConf.select(masked, key)
+    except InterpolationToMissingValueError:
+        return False
+    return True
+
+
+def _broken(cfg: DictConfig, rules: list[Rule]) -> dict[str, str]:
+    """Key -> problem for every rule ``cfg`` breaks, each bad value once: a key that takes
+    its value from a broken one by interpolation (``data.image_size: ${model.image_size}``)
+    is left to that key's line. OmegaConf tells what an interpolation reads: resolved with
+    the broken keys made missing, it fails."""
+    fed = [rule for rule in rules if _interpolated(cfg, rule.key)]
+    broken = dict(_missing(cfg))
+    broken.update(_problems(cfg, [rule for rule in rules if rule not in fed]))
+    if broken and fed:
+        masked = copy.deepcopy(cfg)
+        OmegaConf.set_readonly(masked, False)
+        for key in broken:
+            OmegaConf.update(masked, key, MISSING, force_add=True)
+        fed = [rule for rule in fed if _resolves(masked, rule.key)]
+    broken.update(_problems(cfg, fed))
+    return broken
+
+
+def _combination_problems(cfg: DictConfig) -> list[str]:
+    """Tricks that are each fine alone but contradict each other (``n_critic`` with
+    ``d_every_n_batches``), found by building ``Tricks``: a frozen dataclass, nothing more."""
+    tricks = _select(cfg, "tricks")
+    if not isinstance(tricks, dict):
+        return []
+    try:
+        Tricks.from_config(tricks)
+    except ConfigError as refusal:
         return str(refusal).splitlines()
     return []
 
 
-def _fed_by(group: DictConfig, keys: set[str]) -> bool:
-    """Whether ``group`` takes one of ``keys`` by interpolation (``data.image_size`` is
-    ``${model.image_size}``)."""
-    text = OmegaConf.to_yaml(group)
-    return any("${" + key + "}" in text for key in keys)
-
-
-def _owner_problems(cfg: DictConfig, broken: set[str]) -> Iterator[str]:
-    """Problems found by the objects that own a group (their messages name the key). A group
-    with a broken rule, or fed a broken key, is skipped: one bad value is reported once."""
-    groups = {key.split(".")[0] for key in broken}
-    for group, build in _OWNERS:
-        node = OmegaConf.select(cfg, group)
-        if node is None or group in groups or _fed_by(node, broken):
-            continue
-        yield from _refusals(lambda build=build: build(cfg))
-
-
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` listing every value in ``cfg`` that cannot work."""
-    broken = list(_rule_problems(cfg))
-    problems = [problem for _, problem in broken]
-    problems += _owner_problems(cfg, {key for key, _ in broken})
+    rules, problems = _owner_rules(cfg)
+    broken = _broken(cfg, rules)
+    problems += broken.values()
+    if not any(key.startswith("tricks.") for key in broken):
+        problems += _combination_problems(cfg)
     if len(problems) == 1:
         raise ConfigError(f"invalid config: {problems[0]}")
     if problems:

@@ -1,11 +1,13 @@
 """Checks of single config values, in one vocabulary for every object that owns a group.
 
-Each owner of a config group (``Tricks``, ``NonFiniteGuard``, ``MNISTDataModule``,
-``GenerativeMetrics``, the losses, and :data:`gan_lightning.config.RULES` for the keys no object
-owns) lists its keys as :class:`Rule`\\ s and refuses every broken one at once, in the same
-words: ``<key>=<value> is not allowed; it must be <allowed>``. ``config.validate`` builds the
-owners before any data is read and collects their lines, so a user sees every problem in one
-message, whichever object found it.
+Each owner of config keys lists them as :class:`Rule`\\ s under their full keys, once: the class
+a group's ``_target_`` names holds its ``RULES`` (``MNISTDataModule``, ``GenerativeMetrics``,
+``SampleGrid``, ...), ``gan/tricks.py`` and ``gan/guard.py`` hold those of the two groups built
+without a target, and :data:`gan_lightning.config.RULES` those no object reads before training.
+``config.validate`` checks every table over the composed config before anything is built, and
+each constructor refuses the same values with :func:`refuse_broken`, so the words are the same
+wherever a value is caught: ``<key>=<value> is not allowed; it must be <allowed>``, every
+problem at once.
 
 Numbers exclude ``bool`` (YAML's ``true`` is Python's ``1``) and NaN/inf, which no setting takes.
 """
@@ -81,7 +83,9 @@ class Rule:
     key: str
     check: Check
     allowed: str
-    required: bool = True  # config.RULES: False lets the key be absent or null (betas for SGD)
+    #: ``config.RULES``: a required key left out is a problem; False lets it be absent or null
+    #: (betas for SGD). An owner's key left out takes the owner's default either way.
+    required: bool = True
 
     def problem(self, value: Any) -> str | None:
         if self.check(value):

@@ -344,8 +344,8 @@ def test_metrics_need_the_runs_datamodule(tmp_path: Path) -> None:
             {"missing_classifier": "ignore"},
             "metrics.missing_classifier='ignore'.*warn, error, train",
         ),
-        ({"min_class_fraction": 1.5}, r"guard.min_class_fraction=1.5 .* \[0, 1\]"),
-        ({"min_class_fraction": float("nan")}, "guard.min_class_fraction=nan is not allowed"),
+        ({"min_class_fraction": 1.5}, r"metrics.min_class_fraction=1.5 .* \[0, 1\]"),
+        ({"min_class_fraction": float("nan")}, "metrics.min_class_fraction=nan is not allowed"),
         ({"num_samples": 100.0}, "metrics.num_samples=100.0 is not allowed; it must be an int"),
         ({"seed": "0"}, "metrics.seed='0' is not allowed; it must be an integer"),
     ],
@@ -373,7 +373,7 @@ def test_mode_collapse_is_warned_at_each_evaluation_that_finds_it(
     warnings = [r.getMessage() for r in caplog.records if "mode collapse" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert "at epoch 1: the rarest class is 0.40% of the generated samples" in warnings[0]
-    assert "guard.min_class_fraction=0.02" in warnings[0]
+    assert "metrics.min_class_fraction=0.02" in warnings[0]
 
 
 @pytest.mark.parametrize("max_time_share", [1e-9, None])

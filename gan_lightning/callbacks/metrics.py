@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
@@ -33,30 +33,6 @@ from gan_lightning.rules import (
 MISSING_POLICIES = ("warn", "error", "train")
 
 log = logging.getLogger(__name__)
-
-
-#: The one home of the metrics settings' checks (``config.validate`` builds this callback).
-RULES: tuple[Rule, ...] = (
-    Rule("metrics.every_n_epochs", int_at_least(1), "an integer >= 1"),
-    *(
-        Rule(f"metrics.{key}", int_at_least(10), "an integer >= 10 (IS uses 10 splits)")
-        for key in ("num_samples", "final_num_samples")
-    ),
-    Rule("metrics.batch_size", int_at_least(1), "an integer >= 1"),
-    Rule(
-        "metrics.missing_classifier",
-        one_of(MISSING_POLICIES),
-        "one of " + ", ".join(MISSING_POLICIES),
-    ),
-    Rule("metrics.seed", is_int, "an integer"),
-    Rule(
-        "metrics.max_time_share",
-        null_or(number_in(0, 1, include_low=False)),
-        "null (evaluate every metrics.every_n_epochs epochs whatever it costs) or a number in "
-        "(0, 1]",
-    ),
-    Rule("guard.min_class_fraction", number_in(0, 1), "a number in [0, 1]"),
-)
 
 
 class GenerativeMetrics(pl.Callback):
@@ -87,9 +63,32 @@ class GenerativeMetrics(pl.Callback):
         max_time_share: upper bound on evaluation time / training time during training;
             ``None`` evaluates every ``every_n_epochs`` epochs whatever it costs.
         min_class_fraction: warn of mode collapse when the rarest class is a smaller share of
-            the generated samples than this (``guard.min_class_fraction``; an even spread
-            over 10 classes gives 0.1).
+            the generated samples than this (an even spread over 10 classes gives 0.1).
     """
+
+    #: The one home of the ``metrics`` settings' checks: ``config.validate`` reads them from
+    #: the class ``metrics._target_`` names, and the constructor refuses the same values.
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule("metrics.every_n_epochs", int_at_least(1), "an integer >= 1"),
+        *(
+            Rule(f"metrics.{key}", int_at_least(10), "an integer >= 10 (IS uses 10 splits)")
+            for key in ("num_samples", "final_num_samples")
+        ),
+        Rule("metrics.batch_size", int_at_least(1), "an integer >= 1"),
+        Rule(
+            "metrics.missing_classifier",
+            one_of(MISSING_POLICIES),
+            "one of " + ", ".join(MISSING_POLICIES),
+        ),
+        Rule("metrics.seed", is_int, "an integer"),
+        Rule(
+            "metrics.max_time_share",
+            null_or(number_in(0, 1, include_low=False)),
+            "null (evaluate every metrics.every_n_epochs epochs whatever it costs) or a number "
+            "in (0, 1]",
+        ),
+        Rule("metrics.min_class_fraction", number_in(0, 1), "a number in [0, 1]"),
+    )
 
     def __init__(
         self,
@@ -111,9 +110,9 @@ class GenerativeMetrics(pl.Callback):
             "metrics.missing_classifier": missing_classifier,
             "metrics.seed": seed,
             "metrics.max_time_share": max_time_share,
-            "guard.min_class_fraction": min_class_fraction,
+            "metrics.min_class_fraction": min_class_fraction,
         }
-        refuse_broken(RULES, settings)
+        refuse_broken(self.RULES, settings)
         self.classifier_ckpt = Path(classifier_ckpt) if classifier_ckpt else None
         self.every_n_epochs = every_n_epochs
         self.num_samples = num_samples
@@ -235,7 +234,7 @@ class GenerativeMetrics(pl.Callback):
             log.warning(
                 "Possible mode collapse at epoch %d: the rarest class is %.2f%% of the generated "
                 "samples judged by the classifier (an even spread over 10 classes gives 10%%; "
-                "warning below guard.min_class_fraction=%g).",
+                "warning below metrics.min_class_fraction=%g).",
                 epoch,
                 100 * fraction,
                 self.min_class_fraction,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -10,6 +11,7 @@ from torchvision.utils import save_image
 
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
 from gan_lightning.pictures import grid_image
+from gan_lightning.rules import Rule, int_at_least, refuse_broken
 
 
 class SampleGrid(pl.Callback):
@@ -19,9 +21,21 @@ class SampleGrid(pl.Callback):
     ``<run>/samples/epoch_NNN.png``; the PNG series is what the progress GIF is made from.
     """
 
+    #: Its settings' checks: ``config.validate`` reads them from the class the entry's
+    #: ``_target_`` names, and the constructor refuses the same values.
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule("callbacks.sample_grid.every_n_epochs", int_at_least(1), "an integer >= 1"),
+        Rule("callbacks.sample_grid.nrow", int_at_least(1), "an integer >= 1 (images per row)"),
+    )
+
     def __init__(self, every_n_epochs: int = 1, nrow: int = 8) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"callbacks.sample_grid.every_n_epochs={every_n_epochs} must be >= 1")
+        refuse_broken(
+            self.RULES,
+            {
+                "callbacks.sample_grid.every_n_epochs": every_n_epochs,
+                "callbacks.sample_grid.nrow": nrow,
+            },
+        )
         self.every_n_epochs = every_n_epochs
         self.nrow = nrow
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -24,6 +25,7 @@ from gan_lightning.callbacks.tensorboard import tensorboard_logger
 from gan_lightning.compat import event_writer
 from gan_lightning.generation import balanced_labels, generate, predict_digits, walk
 from gan_lightning.networks.latents import sample_latents
+from gan_lightning.rules import Rule, int_at_least, is_bool, is_int, refuse_broken
 
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.png")
 #: ``Summary.Image.colorspace`` values (TensorBoard's summary.proto).
@@ -52,6 +54,22 @@ class TrainingPictures(pl.Callback):
         gif_frame_ms: how long each epoch stays on screen in ``progress.gif``.
     """
 
+    #: Its settings' checks: ``config.validate`` reads them from the class the entry's
+    #: ``_target_`` names, and the constructor refuses the same values.
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule("callbacks.training_pictures.seed", is_int, "an integer"),
+        *(
+            Rule(f"callbacks.training_pictures.{key}", int_at_least(1), "an integer >= 1")
+            for key in ("num_real", "interpolation_rows", "annotated_per_digit", "gif_frame_ms")
+        ),
+        Rule(
+            "callbacks.training_pictures.interpolation_steps",
+            int_at_least(2),
+            "an integer >= 2 (both endpoints are drawn)",
+        ),
+        Rule("callbacks.training_pictures.slerp", is_bool, "true or false"),
+    )
+
     def __init__(
         self,
         seed: int = 1,
@@ -63,11 +81,16 @@ class TrainingPictures(pl.Callback):
         annotated_per_digit: int = 3,
         gif_frame_ms: int = 400,
     ) -> None:
-        if interpolation_steps < 2:
-            raise ValueError(
-                f"callbacks.training_pictures.interpolation_steps={interpolation_steps} "
-                "must be >= 2 (both endpoints are drawn)"
-            )
+        settings = {
+            "callbacks.training_pictures.seed": seed,
+            "callbacks.training_pictures.num_real": num_real,
+            "callbacks.training_pictures.interpolation_steps": interpolation_steps,
+            "callbacks.training_pictures.interpolation_rows": interpolation_rows,
+            "callbacks.training_pictures.slerp": slerp,
+            "callbacks.training_pictures.annotated_per_digit": annotated_per_digit,
+            "callbacks.training_pictures.gif_frame_ms": gif_frame_ms,
+        }
+        refuse_broken(self.RULES, settings)
         self.seed = seed
         self.classifier_ckpt = classifier_ckpt
         self.num_real = num_real

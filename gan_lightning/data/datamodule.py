@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -28,6 +29,7 @@ from gan_lightning.rules import (
     int_at_least,
     is_bool,
     is_int,
+    null_or,
     number_in,
     one_of,
     refuse_broken,
@@ -372,22 +374,6 @@ class WholeTensorDataModule(pl.LightningDataModule):
 
 _MNIST_CLASSES = 10
 
-#: The one home of the MNIST ``data`` settings' checks (``config.validate`` builds the module).
-RULES: tuple[Rule, ...] = (
-    Rule("data.dataset", one_of(tuple(_FOLDERS)), "one of " + ", ".join(_FOLDERS)),
-    *COMMON_RULES,
-    Rule("data.download", is_bool, "true or false"),
-    Rule(
-        "data.class_names",
-        lambda names: (
-            isinstance(names, Sequence)
-            and len(names) == _MNIST_CLASSES
-            and all(isinstance(name, str) for name in names)
-        ),
-        "null (the digits) or 10 names, one per label",
-    ),
-)
-
 
 class MNISTDataModule(WholeTensorDataModule):
     """MNIST or Fashion-MNIST from IDX files, as whole-split tensors.
@@ -400,6 +386,25 @@ class MNISTDataModule(WholeTensorDataModule):
         download: let torchvision download the files when they are missing.
         class_names: names of the 10 classes for plots; the digits when not given.
     """
+
+    #: The one home of the MNIST ``data`` settings' checks: ``config.validate`` reads them from
+    #: the class ``data._target_`` names, and the constructor refuses the same values.
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule("data.dataset", one_of(tuple(_FOLDERS)), "one of " + ", ".join(_FOLDERS)),
+        *COMMON_RULES,
+        Rule("data.download", is_bool, "true or false"),
+        Rule(
+            "data.class_names",
+            null_or(
+                lambda names: (
+                    isinstance(names, Sequence)
+                    and len(names) == _MNIST_CLASSES
+                    and all(isinstance(name, str) for name in names)
+                )
+            ),
+            "null (the digits) or 10 names, one per label",
+        ),
+    )
 
     def __init__(
         self,
@@ -422,9 +427,9 @@ class MNISTDataModule(WholeTensorDataModule):
             "data.split_seed": split_seed,
             "data.download": download,
             "data.drop_last": drop_last,
-            "data.class_names": names,
+            "data.class_names": class_names,
         }
-        refuse_broken(RULES, settings, error=DataError)
+        refuse_broken(self.RULES, settings, error=DataError)
         super().__init__(
             image_size=image_size,
             batch_size=batch_size,

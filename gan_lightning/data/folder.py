@@ -21,6 +21,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -185,35 +186,6 @@ def survey(root: Path) -> FolderLayout:
     return FolderLayout(root, classes, tuple(train), tuple(test))
 
 
-#: The one home of the folder ``data`` settings' checks (``config.validate`` builds the module).
-RULES: tuple[Rule, ...] = (
-    Rule(
-        "data.root",
-        lambda root: isinstance(root, str) and root != "",
-        "your folder of images: data=folder data.root=/path/to/images",
-    ),
-    Rule("data.dataset", lambda name: isinstance(name, str) and name != "", "a non-empty name"),
-    *COMMON_RULES,
-    Rule("data.channels", one_of(tuple(MODES)), "1 (grayscale) or 3 (RGB)"),
-    Rule("data.resize", is_bool, "true or false"),
-    Rule(
-        "data.test_fraction",
-        number_in(0, 1, include_low=False, include_high=False),
-        "a number in (0, 1)",
-    ),
-    Rule(
-        "data.cache_dir",
-        null_or(lambda path: isinstance(path, str) and path != ""),
-        "null (no cache) or a folder outside data.root",
-    ),
-    Rule(
-        "data.decode_workers",
-        null_or(int_at_least(0)),
-        "null (one per CPU core) or an integer >= 0 (0 and 1: decode in this process)",
-    ),
-)
-
-
 class ImageFolderDataModule(WholeTensorDataModule):
     """A folder of image files as whole-split tensors (see the module's docstring for layouts).
 
@@ -232,6 +204,35 @@ class ImageFolderDataModule(WholeTensorDataModule):
         image_size, batch_size, val_fraction, split_seed, drop_last: as
             :class:`~gan_lightning.data.datamodule.WholeTensorDataModule` takes them.
     """
+
+    #: The one home of the folder ``data`` settings' checks: ``config.validate`` reads them from
+    #: the class ``data._target_`` names, and the constructor refuses the same values.
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            "data.root",
+            lambda root: isinstance(root, str) and root != "",
+            "your folder of images: data=folder data.root=/path/to/images",
+        ),
+        Rule("data.dataset", lambda name: isinstance(name, str) and name != "", "a non-empty name"),
+        *COMMON_RULES,
+        Rule("data.channels", one_of(tuple(MODES)), "1 (grayscale) or 3 (RGB)"),
+        Rule("data.resize", is_bool, "true or false"),
+        Rule(
+            "data.test_fraction",
+            number_in(0, 1, include_low=False, include_high=False),
+            "a number in (0, 1)",
+        ),
+        Rule(
+            "data.cache_dir",
+            null_or(lambda path: isinstance(path, str) and path != ""),
+            "null (no cache) or a folder outside data.root",
+        ),
+        Rule(
+            "data.decode_workers",
+            null_or(int_at_least(0)),
+            "null (one per CPU core) or an integer >= 0 (0 and 1: decode in this process)",
+        ),
+    )
 
     def __init__(
         self,
@@ -262,7 +263,7 @@ class ImageFolderDataModule(WholeTensorDataModule):
             "data.cache_dir": cache_dir,
             "data.decode_workers": decode_workers,
         }
-        refuse_broken(RULES, settings, error=DataError)
+        refuse_broken(self.RULES, settings, error=DataError)
         super().__init__(
             image_size=image_size,
             batch_size=batch_size,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -133,30 +134,6 @@ def to_pixels(images: np.ndarray, path: Path, channels: int, resize: bool) -> to
     return torch.from_numpy(pixels)
 
 
-#: The one home of the npz ``data`` settings' checks (``config.validate`` builds the module).
-RULES: tuple[Rule, ...] = (
-    Rule(
-        "data.path",
-        lambda path: isinstance(path, str) and path != "",
-        "your .npz file: data=npz data.path=/path/to/images.npz",
-    ),
-    Rule("data.dataset", lambda name: isinstance(name, str) and name != "", "a non-empty name"),
-    *COMMON_RULES,
-    Rule("data.channels", one_of(tuple(MODES)), "1 (grayscale) or 3 (RGB)"),
-    Rule("data.resize", is_bool, "true or false"),
-    Rule(
-        "data.test_fraction",
-        number_in(0, 1, include_low=False, include_high=False),
-        "a number in (0, 1)",
-    ),
-    Rule(
-        "data.test_path",
-        null_or(lambda path: isinstance(path, str) and path != ""),
-        "null or an .npz file",
-    ),
-)
-
-
 class NpzDataModule(WholeTensorDataModule):
     """Images (and labels) from an ``.npz`` file, the format ``sample`` writes.
 
@@ -172,6 +149,30 @@ class NpzDataModule(WholeTensorDataModule):
         image_size, batch_size, val_fraction, split_seed, drop_last: as
             :class:`~gan_lightning.data.datamodule.WholeTensorDataModule` takes them.
     """
+
+    #: The one home of the npz ``data`` settings' checks: ``config.validate`` reads them from
+    #: the class ``data._target_`` names, and the constructor refuses the same values.
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            "data.path",
+            lambda path: isinstance(path, str) and path != "",
+            "your .npz file: data=npz data.path=/path/to/images.npz",
+        ),
+        Rule("data.dataset", lambda name: isinstance(name, str) and name != "", "a non-empty name"),
+        *COMMON_RULES,
+        Rule("data.channels", one_of(tuple(MODES)), "1 (grayscale) or 3 (RGB)"),
+        Rule("data.resize", is_bool, "true or false"),
+        Rule(
+            "data.test_fraction",
+            number_in(0, 1, include_low=False, include_high=False),
+            "a number in (0, 1)",
+        ),
+        Rule(
+            "data.test_path",
+            null_or(lambda path: isinstance(path, str) and path != ""),
+            "null or an .npz file",
+        ),
+    )
 
     def __init__(
         self,
@@ -200,7 +201,7 @@ class NpzDataModule(WholeTensorDataModule):
             "data.test_fraction": test_fraction,
             "data.test_path": test_path,
         }
-        refuse_broken(RULES, settings, error=DataError)
+        refuse_broken(self.RULES, settings, error=DataError)
         super().__init__(
             image_size=image_size,
             batch_size=batch_size,

@@ -19,7 +19,7 @@ from torch import nn
 from gan_lightning.rules import Rule, int_at_least, is_bool, one_of, refuse_broken
 
 NONFINITE_ACTIONS = ("stop", "skip")
-#: The one home of the ``guard`` keys' checks but ``min_class_fraction`` (``GenerativeMetrics``).
+#: The one home of the ``guard`` keys' checks, which ``config.validate`` reads.
 RULES: tuple[Rule, ...] = (
     Rule("guard.nonfinite", one_of(NONFINITE_ACTIONS), "one of " + ", ".join(NONFINITE_ACTIONS)),
     Rule("guard.check_every_step", is_bool, "true or false"),
@@ -47,8 +47,7 @@ class NonFiniteGuard:
 
     @classmethod
     def from_config(cls, guard: Mapping[str, Any]) -> NonFiniteGuard:
-        """The fields from the ``guard`` group; its ``min_class_fraction`` belongs to the
-        collapse warning (``GenerativeMetrics``, which checks it)."""
+        """The fields from the ``guard`` group (a mapping)."""
         return cls(**{field.name: guard[field.name] for field in fields(cls)})
 
 

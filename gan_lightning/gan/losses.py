@@ -16,6 +16,8 @@ a probability.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -137,9 +139,13 @@ class HingeLoss(ScoreLoss):
 class WassersteinGPLoss(ScoreLoss):
     """WGAN-GP (Gulrajani et al. 2017): critic scores plus a gradient penalty on interpolates."""
 
+    #: Its one setting's check, read by ``config.validate`` from the class ``loss._target_`` names.
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule("loss.gradient_penalty_weight", number_in(0), "a number >= 0 (paper: 10)"),
+    )
+
     def __init__(self, gradient_penalty_weight: float = 10.0) -> None:
-        rule = Rule("loss.gradient_penalty_weight", number_in(0), "a number >= 0 (paper: 10)")
-        refuse_broken([rule], {rule.key: gradient_penalty_weight})
+        refuse_broken(self.RULES, {"loss.gradient_penalty_weight": gradient_penalty_weight})
         self.gradient_penalty_weight = gradient_penalty_weight
 
     def discriminator_loss(

@@ -70,8 +70,6 @@ class LeanGenerator(nn.Module):
         latent_prior: str = "gaussian",
     ) -> None:
         super().__init__()
-        if width < 1:
-            raise ValueError(f"model.generator.width={width} must be >= 1")
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.latent_prior = check_latent_prior(latent_prior)
@@ -148,8 +146,6 @@ class LeanDiscriminator(nn.Module):
             raise ValueError(
                 f"model.discriminator.norm={norm!r} is not known; use one of {', '.join(D_NORMS)}"
             )
-        if width < 1:
-            raise ValueError(f"model.discriminator.width={width} must be >= 1")
         self.num_classes = num_classes
         layers: list[nn.Module] = [
             nn.Conv2d(1, width, 4, 2, 1),
