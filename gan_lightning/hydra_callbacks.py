@@ -114,7 +114,7 @@ class SweepSummary(Callback):
         rows = summary.write_summary(sweep_dir, metric)
         print(summary.headline(rows, sweep_dir), flush=True)
         Console().print(summary.rich_table(rows, metric, sweep_dir))
-        failed = [row for row in rows if not row.ok]
+        failed = [row for row in rows if not (row.ok or row.pruned)]
         if failed:
             print(f"Why each job failed: <job>/{FAILURE_FILE}", flush=True)
         print(f"Table: {sweep_dir / 'summary.md'} (every column: summary.csv)", flush=True)

@@ -87,6 +87,17 @@ def test_the_shipped_searches_pass_the_checks(tmp_path: Path) -> None:
         assert preflight.search_space_problem(cfg) is None, search
 
 
+def test_an_unknown_key_in_an_optuna_search_space_is_refused_before_any_trial(
+    tmp_path: Path,
+) -> None:
+    cfg = compose_sweep(tmp_path, ["hparams_search=optuna"])
+    with editable(cfg):
+        cfg.hydra.sweeper.params["tricks.spectral_nrom"] = "choice(false, true)"
+    message = refusal(cfg)
+    assert "search space has the key tricks.spectral_nrom" in message
+    assert "Did you mean tricks.spectral_norm" in message
+
+
 def test_ddp_in_a_multirun_is_refused(tmp_path: Path) -> None:
     assert "cannot run inside a multirun" in refusal(compose_sweep(tmp_path, ["trainer=ddp"]))
     cfg = compose_sweep(tmp_path, ["trainer.devices=2"])
@@ -237,11 +248,13 @@ def test_an_optuna_search_names_its_best_trial_and_resumes_after_a_kill(
 ) -> None:
     import optuna
 
+    from gan_lightning.sweeps.optuna_search import open_storage
+
     classifier = make_classifier_file(tmp_path / "classifier.pt")
     first = run_search(tmp_path, tiny_mnist_root, classifier, "hydra.sweeper.n_trials=2")
     assert first.returncode == 0, first.stdout[-5000:]
     search = tmp_path / "outputs" / "gan" / "search" / "mlp"  # named after the study
-    storage = f"sqlite:///{search}/optuna.db"
+    storage = open_storage(str(search / "optuna.journal"))  # Optuna's journal file
     rows = summary(search)
     assert sorted(row["job"] for row in rows) == ["trial_0", "trial_1"]
     best = rows[0]
@@ -252,11 +265,12 @@ def test_an_optuna_search_names_its_best_trial_and_resumes_after_a_kill(
     study = optuna.load_study(study_name="mlp", storage=storage)
     assert study.best_value == pytest.approx(float(best["metrics/fid"]))
 
-    # Killed during its third trial; the same command (4 trials in all) finishes the search.
+    # Killed during its third trial (a running trial no live sweep process holds); the same
+    # command (4 trials in all) fails it and finishes the search.
     study.ask()
     resumed = run_search(tmp_path, tiny_mnist_root, classifier, "hydra.sweeper.n_trials=4")
     assert resumed.returncode == 0, resumed.stdout[-5000:]
-    states = [trial.state.name for trial in optuna.load_study("mlp", storage).trials]
+    states = [t.state.name for t in optuna.load_study(study_name="mlp", storage=storage).trials]
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
     assert sorted(row["job"] for row in summary(search)) == ["trial_0", "trial_1", "trial_3"]
 

@@ -128,6 +128,7 @@ class GenerativeMetrics(pl.Callback):
         self.enabled = True
         self.suite: GenerativeMetricSuite | None = None
         self.final: dict[str, Any] | None = None
+        self.evaluated_epoch: int | None = None  # the latest evaluation's (pruning reads it)
 
     # ------------------------------------------------------------------ set-up
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -226,6 +227,7 @@ class GenerativeMetrics(pl.Callback):
             seed=self.seed,
         )
         values = suite.compute()
+        self.evaluated_epoch = epoch
         for name in LOGGED_METRICS:
             if name in values:
                 pl_module.log(f"metrics/{name}", values[name], on_epoch=True, rank_zero_only=True)

@@ -83,6 +83,14 @@ class JobRecord:
         return 0 if self.trainer is None else int(self.trainer.current_epoch)
 
     @property
+    def pruned_at_epoch(self) -> int | None:
+        """The epochs trained when an Optuna pruner stopped the job (the pruning callback says
+        so, gan_lightning/callbacks/pruning.py); None when none did."""
+        callbacks = getattr(self.trainer, "callbacks", None) or []
+        epochs = (getattr(callback, "pruned_at_epoch", None) for callback in callbacks)
+        return next((epoch for epoch in epochs if epoch is not None), None)
+
+    @property
     def is_global_zero(self) -> bool:
         return self.trainer is None or bool(self.trainer.is_global_zero)
 
@@ -95,10 +103,13 @@ class JobRecord:
         value: float,
         reason: str = "",
     ) -> None:
-        """``status`` is ``ok``, ``failed`` or ``diverged``; ``value`` the one returned to the
-        sweeper (infinite for a failure, written as null: JSON has no infinity)."""
+        """``status`` is ``ok``, ``failed`` or ``diverged`` (an ``ok`` job a pruner stopped is
+        written ``pruned``); ``value`` the one returned to the sweeper (infinite for a failure,
+        written as null: JSON has no infinity)."""
         if not self.is_global_zero:
             return
+        if status == "ok" and self.pruned_at_epoch is not None:
+            status = "pruned"
         ended = time.time()
         result = {
             "status": status,

@@ -24,25 +24,32 @@ from gan_lightning.sweeps.objective import DIRECTIONS
 
 INSTALL_HINT = 'pip install -e ".[sweeps]"'
 
-#: Command-line choices that need a Hydra plugin, and the plugin's (module, PyPI name).
+#: Command-line choices that need an optional package: (module to find, what to install).
 PLUGINS: dict[str, tuple[str, str]] = {
-    "hydra/launcher=joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    "hydra/launcher=joblib": (
+        "hydra_plugins.hydra_joblib_launcher",
+        "the Hydra plugin hydra-joblib-launcher",
+    ),
     "hydra/launcher=submitit_local": (
         "hydra_plugins.hydra_submitit_launcher",
-        "hydra-submitit-launcher",
+        "the Hydra plugin hydra-submitit-launcher",
     ),
     "hydra/launcher=submitit_slurm": (
         "hydra_plugins.hydra_submitit_launcher",
-        "hydra-submitit-launcher",
+        "the Hydra plugin hydra-submitit-launcher",
     ),
-    "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
-    "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
-    "hparams_search=optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+    "hydra/launcher=slurm": (
+        "hydra_plugins.hydra_submitit_launcher",
+        "the Hydra plugin hydra-submitit-launcher",
+    ),
+    # Our sweeper (hydra_plugins/gan_lightning_optuna/) ships with gan-lightning; Optuna does not.
+    "hparams_search=optuna": ("optuna", "Optuna (the optuna package)"),
+    "hydra/sweeper=gan_optuna": ("optuna", "Optuna (the optuna package)"),
 }
 
 
 def missing_plugin(arguments: Sequence[str]) -> str | None:
-    """The problem with the first argument whose Hydra plugin is not installed."""
+    """The problem with the first argument whose optional package is not installed."""
     for argument in arguments:
         choice = argument.lstrip("+~")
         if choice not in PLUGINS:
@@ -50,8 +57,8 @@ def missing_plugin(arguments: Sequence[str]) -> str | None:
         module, package = PLUGINS[choice]
         if importlib.util.find_spec(module) is None:
             return (
-                f"{choice} needs the Hydra plugin {package}, which is not installed. Install the "
-                f"sweep plugins (pinned to versions that work together) with `{INSTALL_HINT}`, "
+                f"{choice} needs {package}, which is not installed. Install the "
+                f"sweep packages (pinned to versions that work together) with `{INSTALL_HINT}`, "
                 f"or drop {choice} to run the jobs one after another on this machine."
             )
     return None

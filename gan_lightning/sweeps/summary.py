@@ -33,8 +33,9 @@ METRIC_COLUMNS = (
     ("coverage_kl", "coverage KL"),
     ("cond_acc", "cond. acc."),
 )
-#: Overrides that say how the sweep was run, not what a job is: left out of the columns.
-NOT_SETTINGS = ("hparams_search", "ckpt_path", "hydra.")
+#: Overrides that say how the sweep was run, not what a job is: left out of the columns
+#: (``optuna.trial``: the Optuna trial a search's job runs).
+NOT_SETTINGS = ("hparams_search", "ckpt_path", "hydra.", "optuna.")
 MAX_TERMINAL_ROWS = 20
 MAX_JOB_NAME = 24
 #: The metrics the terminal shows beside the optimized one: an 80-column terminal fits about
@@ -46,7 +47,7 @@ TERMINAL_METRICS = ("precision", "recall", "cond_acc")
 class JobRow:
     job: str  # the job folder, relative to the sweep folder
     overrides: dict[str, str]
-    status: str  # ok | failed: <reason> | diverged at epoch N | unfinished
+    status: str  # ok | pruned at epoch N | failed: <reason> | diverged at epoch N | unfinished
     epochs: int | None = None
     wall_time_s: float | None = None
     value: float | None = None  # the optimized metric, as the job returned it
@@ -55,6 +56,11 @@ class JobRow:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def pruned(self) -> bool:
+        """Stopped early by an Optuna pruner: not a failure, but its value is an early one."""
+        return self.status.startswith("pruned")
 
 
 def _settings(job_dir: Path) -> dict[str, str]:
@@ -83,8 +89,8 @@ def read_job(job_dir: Path, sweep_dir: Path) -> JobRow:
     reason = result.get("reason") or (
         failure.read_text().splitlines()[0] if failure.is_file() else ""
     )
-    if status == "diverged":
-        status = f"diverged at epoch {result.get('epochs', 0)}"
+    if status in ("diverged", "pruned"):
+        status = f"{status} at epoch {result.get('epochs', 0)}"
     elif status == "failed" or (status is None and reason):
         status = f"failed: {reason}"
     elif status is None:
@@ -102,9 +108,16 @@ def read_job(job_dir: Path, sweep_dir: Path) -> JobRow:
 
 
 def collect(sweep_dir: Path, metric: str) -> list[JobRow]:
-    """Every job of the sweep, best ``metric`` first; jobs without a value after, ok ones first."""
+    """Every job of the sweep, best ``metric`` first; pruned jobs (their value is from an earlier
+    epoch) after the finished ones, then jobs without a value, ok ones first."""
     rows = [read_job(hydra.parent, sweep_dir) for hydra in sweep_dir.glob("**/.hydra")]
-    return sorted(rows, key=lambda row: (sort_key(row.value, metric), not row.ok, row.job))
+
+    def group(row: JobRow) -> int:
+        return 1 if row.pruned else (0 if row.value is not None else 2)
+
+    return sorted(
+        rows, key=lambda row: (group(row), sort_key(row.value, metric), not row.ok, row.job)
+    )
 
 
 def override_keys(rows: Sequence[JobRow]) -> tuple[list[str], dict[str, str]]:
@@ -258,16 +271,20 @@ def rich_table(rows: Sequence[JobRow], metric: str, sweep_dir: Path) -> Table:
     for title in headers(columns, metric, short=True):
         table.add_column(title, overflow="fold")
     for row in rows[:MAX_TERMINAL_ROWS]:
-        style = None if row.ok else "red"
+        style = None if row.ok or row.pruned else "red"
         table.add_row(*table_cells(row, columns, digits=3), style=style)
     return table
 
 
 def headline(rows: Sequence[JobRow], sweep_dir: Path) -> str:
-    """``Sweep <folder>: 7 succeeded, 2 failed`` (and how many never finished, if any)."""
+    """``Sweep <folder>: 7 succeeded, 2 failed`` (and how many were pruned or never finished,
+    if any)."""
     unfinished = sum(1 for row in rows if row.status == "unfinished")
-    failed = sum(1 for row in rows if not row.ok) - unfinished
-    line = f"Sweep {sweep_dir}: {len(rows) - failed - unfinished} succeeded, {failed} failed"
+    pruned = sum(1 for row in rows if row.pruned)
+    failed = sum(1 for row in rows if not row.ok) - unfinished - pruned
+    line = f"Sweep {sweep_dir}: {len(rows) - failed - unfinished - pruned} succeeded"
+    line += f", {pruned} pruned" if pruned else ""
+    line += f", {failed} failed"
     return line + (f", {unfinished} unfinished" if unfinished else "")
 
 
