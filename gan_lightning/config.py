@@ -200,7 +200,7 @@ def _broken(cfg: DictConfig, rules: list[Rule]) -> dict[str, str]:
     fed = [rule for rule in rules if _interpolated(cfg, rule.key)]
     broken = dict(_missing(cfg))
     broken.update(_problems(cfg, [rule for rule in rules if rule not in fed]))
-    if broken and fed:
+    if broken:  # a deep copy costs more than all the checks: only when there is a reason
         masked = copy.deepcopy(cfg)
         OmegaConf.set_readonly(masked, False)
         for key in broken:
