@@ -16,9 +16,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lightning.gan.compatibility import check_compatible
 from gan_lightning.gan.guard import NonFiniteGuard
 from gan_lightning.gan.module import GANModule
 from gan_lightning.gan.tricks import Tricks
+from gan_lightning.networks.init import apply_spectral_norm_, initialize_
 
 
 def plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -29,22 +31,44 @@ def plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_gan_module(cfg: DictConfig) -> GANModule:
+    """The GAN module of ``cfg``, its parts checked against each other and its networks ready to
+    train: initialized as ``model.init`` says, D under spectral norm with
+    ``tricks.spectral_norm``. The module trains what it is given, so a test or a notebook can hand
+    it networks prepared any other way.
+    """
     tricks = Tricks.from_config(plain(cfg.tricks))
     guide = None
     if tricks.classifier_guidance.alpha is not None:
         from gan_lightning.classifier import load_classifier
 
         guide = load_classifier(cfg.metrics.classifier_ckpt)
+    generator = instantiate(cfg.model.generator)
+    discriminator = instantiate(cfg.model.discriminator)
+    loss = instantiate(cfg.loss)
+    schedulers = cfg.get("scheduler") or {}
+    g_scheduler = instantiate(schedulers.g) if schedulers.get("g") else None
+    d_scheduler = instantiate(schedulers.d) if schedulers.get("d") else None
+    check_compatible(
+        loss,
+        tricks,
+        generator,
+        discriminator,
+        guide,
+        has_scheduler=g_scheduler is not None or d_scheduler is not None,
+    )
+    initialize_(generator, cfg.model.init)
+    initialize_(discriminator, cfg.model.init)
+    if tricks.spectral_norm:
+        apply_spectral_norm_(discriminator)
     return GANModule(
-        generator=instantiate(cfg.model.generator),
-        discriminator=instantiate(cfg.model.discriminator),
+        generator=generator,
+        discriminator=discriminator,
         g_optimizer=instantiate(cfg.optim.g),
         d_optimizer=instantiate(cfg.optim.d),
-        g_scheduler=instantiate(cfg.scheduler.g) if cfg.get("scheduler", {}).get("g") else None,
-        d_scheduler=instantiate(cfg.scheduler.d) if cfg.get("scheduler", {}).get("d") else None,
-        loss=instantiate(cfg.loss),
+        g_scheduler=g_scheduler,
+        d_scheduler=d_scheduler,
+        loss=loss,
         tricks=tricks,
-        init=cfg.model.init,
         guide_classifier=guide,
         run_config=plain(cfg),
         num_fixed_samples=cfg.num_fixed_samples,

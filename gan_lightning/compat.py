@@ -3,7 +3,7 @@
 Each sits behind one function, so an upgrade that renames one breaks here, in one line, and
 ``tests/test_compat.py`` says which. Checked against pytorch-lightning 2.6.6, torch 2.14.1
 (``torch.utils.tensorboard``, ``torch._foreach_*``) and torchmetrics 1.9.0; none has a public
-equivalent there.
+equivalent there. ``pyproject.toml`` holds Lightning to 2.6.x for that reason.
 """
 
 from __future__ import annotations

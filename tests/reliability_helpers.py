@@ -37,7 +37,8 @@ TINY = (
 )
 
 
-#: Everything in a checkpoint that must match; run_config and callback states name the folder.
+#: Everything in a checkpoint that must match; run_config and callback states name the folder,
+#: but for the random streams' (RandomStates), which must match too.
 COMPARED = (
     "epoch",
     "global_step",
@@ -46,7 +47,6 @@ COMPARED = (
     "lr_schedulers",
     "loops",
     "gan_counters",
-    "rng_states",
 )
 
 
@@ -67,6 +67,14 @@ def assert_identical(a: Any, b: Any, where: str) -> None:
         assert isinstance(b, float) and math.isnan(b), where
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def assert_same_state(a: Mapping[str, Any], b: Mapping[str, Any]) -> None:
+    """Two checkpoints hold the same training state, random streams included, to the last bit."""
+    for key in COMPARED:
+        assert_identical(a[key], b[key], key)
+    rng = "RandomStates"
+    assert_identical(a["callbacks"][rng], b["callbacks"][rng], f"callbacks.{rng}")
 
 
 def compose_run(run_dir: Path, data_root: Path, overrides: Sequence[str] = ()) -> DictConfig:

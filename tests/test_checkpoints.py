@@ -141,7 +141,7 @@ def test_other_changed_settings_are_warned_about_and_the_run_resumes(
 def test_checkpoints_hold_only_plain_data(trained_run: Path) -> None:
     """RNG states and counters are tensors, lists and numbers: loadable with weights_only."""
     checkpoint = load_checkpoint(trained_run / "checkpoints" / "last.ckpt")
-    states = checkpoint["rng_states"]
+    states = checkpoint["callbacks"]["RandomStates"]
     assert isinstance(states["torch"], torch.Tensor)
     assert states["numpy"][0] == "MT19937" and len(states["numpy"][1]) == 624
     assert len(states["python"][1]) == 625

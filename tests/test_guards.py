@@ -102,3 +102,40 @@ def test_guard_settings_are_validated() -> None:
         "guard.check_every_step='yes' is not allowed; it must be true or false",
         "guard.max_skipped_steps=2.5 is not allowed; it must be an integer >= 0",
     ]
+
+
+def test_skip_mode_counts_each_skipped_step_then_stops_at_its_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = NonFiniteGuard(nonfinite="skip", max_skipped_steps=2)
+    with caplog.at_level(logging.WARNING, logger="gan_lightning"):
+        assert guard.skip_or_stop("The generator loss is nan", 1, trainer=None) == 2
+    assert "The generator loss is nan: skipped that step (2 so far)" in caplog.text
+    with pytest.raises(DivergenceError) as caught:
+        guard.skip_or_stop("The generator loss is nan", 2, trainer=None)
+    message = str(caught.value)
+    assert message.startswith(
+        "The generator loss is nan, with guard.max_skipped_steps=2 already skipped. Training "
+        "stopped. No checkpoint had been written yet."
+    )
+    assert "guard.nonfinite=skip" not in message  # it is already on
+
+
+def test_stop_mode_stops_at_once_and_offers_skipping() -> None:
+    with pytest.raises(DivergenceError, match="or guard.nonfinite=skip to skip such steps"):
+        NonFiniteGuard().skip_or_stop("The discriminator loss is inf", 0, trainer=None)
+
+
+def test_weights_check_names_each_broken_network_and_passes_finite_ones() -> None:
+    good, bad = nn.Linear(2, 2), nn.Linear(2, 2)
+    with torch.no_grad():
+        bad.weight[0, 0] = float("nan")
+    steps = "after 4 D and 4 G steps"
+    NonFiniteGuard.check_weights({"generator": good, "discriminator": good}, 3, steps, None)
+    with pytest.raises(DivergenceError) as caught:
+        NonFiniteGuard.check_weights({"generator": good, "g_ema": bad}, 3, steps, None)
+    assert str(caught.value).startswith(
+        "NaN/inf weights at the end of epoch 3 (g_ema: weight), after 4 D and 4 G steps. "
+        "Training stopped."
+    )
+    assert "guard.nonfinite=skip" not in str(caught.value)  # skipping would not help

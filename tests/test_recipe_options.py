@@ -53,7 +53,8 @@ def test_module_uses_the_half_life_schedule(compose_train) -> None:
     module = fit(cfg, batches=3)
     assert module.g_ema is not None
     batch = cfg.data.batch_size
-    assert module._ema_decay(batch) == pytest.approx(0.5 ** (batch / (0.5 * 3 * batch)))
+    decay = module.ema_schedule.at(module.g_steps, batch)
+    assert decay == pytest.approx(0.5 ** (batch / (0.5 * 3 * batch)))
 
 
 # ---------------------------------------------------------------------------- lean networks

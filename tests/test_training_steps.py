@@ -6,8 +6,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from reliability_helpers import PoisonBatch
+from torch.nn.utils import parametrize
 
 from gan_lightning.build import build_gan_module
+from gan_lightning.errors import ConfigError, DivergenceError
+from gan_lightning.gan.compatibility import check_compatible
 from gan_lightning.gan.module import GANModule
 from gan_lightning.gan.tricks import Tricks
 
@@ -156,11 +160,45 @@ def test_hinge_loss_refuses_label_smoothing(compose_train) -> None:
 
 
 def test_classifier_guidance_needs_a_conditional_generator(compose_train) -> None:
-    with pytest.raises(ValueError, match="conditional generator"):
-        GANModule(
-            **_module_parts(compose_train(["model=mlp"])),
-            tricks=Tricks.from_config({"classifier_guidance": {"alpha": 0.5}}),
-        )
+    parts = _module_parts(compose_train(["model=mlp"]))
+    tricks = Tricks.from_config({"classifier_guidance": {"alpha": 0.5}})
+    with pytest.raises(ConfigError, match="conditional generator"):
+        check_compatible(parts["loss"], tricks, parts["generator"], parts["discriminator"], None)
+
+
+def test_lr_decay_and_a_scheduler_are_refused_together(compose_train) -> None:
+    cfg = compose_train(["tricks.lr_decay_to=0.1", "scheduler.g=step"])
+    with pytest.raises(ConfigError, match="lr_decay_to=0.1 and scheduler.g / scheduler.d"):
+        build_gan_module(cfg)
+
+
+def test_the_builder_initializes_both_networks_and_wraps_d_in_spectral_norm(compose_train) -> None:
+    module = build_gan_module(compose_train(["model=dcgan", "tricks.spectral_norm=true"]))
+    for net in (module.generator, module.discriminator):
+        scales = [m.weight for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        # model=dcgan's init draws BatchNorm scales from N(1, 0.02); PyTorch's own sets them to 1.
+        assert scales and not any(torch.all(scale == 1) for scale in scales)
+    layers = [m for m in module.discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+
+
+def test_the_module_trains_the_networks_it_is_given_as_they_are(compose_train) -> None:
+    parts = _module_parts(compose_train(["model=dcgan"]))
+    g_before, d_before = snapshot(parts["generator"]), snapshot(parts["discriminator"])
+    module = GANModule(**parts, tricks=Tricks.from_config({"spectral_norm": True}))
+    assert not changed(g_before, module.generator) and not changed(d_before, module.discriminator)
+    assert not any(parametrize.is_parametrized(m) for m in module.discriminator.modules())
+
+
+def test_a_step_that_stops_leaves_no_network_frozen(compose_train) -> None:
+    """``toggled_optimizer`` unfreezes G even when D's step raises (here on a NaN loss), so a
+    caller that catches the error holds a module that still trains both networks."""
+    cfg = compose_train(["model=mlp", "data.batch_size=8"])
+    module = build_gan_module(cfg)
+    with pytest.raises(DivergenceError, match="The discriminator loss is nan"):
+        fit(cfg, batches=2, module=module, callbacks=[PoisonBatch(epoch=0, batch_idx=1)])
+    assert all(p.requires_grad for p in module.generator.parameters())
+    assert all(p.requires_grad for p in module.discriminator.parameters())
 
 
 def _module_parts(cfg) -> dict:

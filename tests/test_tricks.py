@@ -226,3 +226,13 @@ def test_ema_decay_warms_up_so_the_random_start_fades_quickly() -> None:
     # The weight the average still gives its starting point after 1,000 G steps:
     start_weight = math.prod(warmed_up_decay(0.999, step) for step in range(1000))
     assert start_weight < 1e-6 < 0.999**1000
+
+
+def test_ema_schedule_takes_the_half_life_when_set_else_the_warmed_up_decay() -> None:
+    from gan_lightning.gan.ema import DecaySchedule, half_life_decay, warmed_up_decay
+
+    assert DecaySchedule(decay=0.999).at(5, 64) == warmed_up_decay(0.999, 5)
+    half_life = DecaySchedule(half_life_kimg=10, rampup=0.05)
+    assert half_life.at(100, 64) == half_life_decay(10, 0.05, 64, 6_400)
+    with pytest.raises(ValueError, match="tricks.ema_decay or tricks.ema_kimg"):
+        DecaySchedule().at(0, 64)

@@ -12,6 +12,7 @@ therefore recompute them on fresh noise batches (StudioGAN's "standing statistic
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -52,6 +53,29 @@ def half_life_decay(
     if rampup is not None:
         half_life = min(half_life, images_seen * rampup)
     return 0.5 ** (batch_size / max(half_life, 1e-8))
+
+
+@dataclass(frozen=True)
+class DecaySchedule:
+    """The decay of each update, from the ``tricks.ema_*`` settings (one of the two is set).
+
+    ``half_life_kimg`` (``tricks.ema_kimg``, ramped up by ``rampup``) wins: see
+    :func:`half_life_decay`; else ``decay`` (``tricks.ema_decay``) warmed up, see
+    :func:`warmed_up_decay`.
+    """
+
+    decay: float | None = None
+    half_life_kimg: float | None = None
+    rampup: float | None = None
+
+    def at(self, g_steps: int, batch_size: int) -> float:
+        """The decay for the update after G's step number ``g_steps`` on ``batch_size`` images."""
+        if self.half_life_kimg is not None:
+            images_seen = g_steps * batch_size
+            return half_life_decay(self.half_life_kimg, self.rampup, batch_size, images_seen)
+        if self.decay is None:
+            raise ValueError("an EMA schedule needs tricks.ema_decay or tricks.ema_kimg")
+        return warmed_up_decay(self.decay, g_steps)
 
 
 @torch.no_grad()

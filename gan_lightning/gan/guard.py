@@ -1,13 +1,15 @@
 """What the training step does about NaN and inf: stop with a clear message, or skip the step.
 
-:class:`NonFiniteGuard` holds the ``guard`` group's settings; the GAN module tests each loss
-with it and checks the weights at every epoch end, before ``ModelCheckpoint`` runs, so a
-diverged state never replaces ``last.ckpt``. The message names the network, the step, the last
-good checkpoint and what to try.
+:class:`NonFiniteGuard` holds the ``guard`` group's settings and the policy: the GAN module
+tests each loss (``check_every_step``) and hands a non-finite one to
+:meth:`~NonFiniteGuard.skip_or_stop`, and has :meth:`~NonFiniteGuard.check_weights` look at the
+weights at every epoch end, before ``ModelCheckpoint`` runs, so a diverged state never replaces
+``last.ckpt``. The message names the network, the step, the last good checkpoint and what to try.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -16,7 +18,10 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from gan_lightning.errors import DivergenceError
 from gan_lightning.rules import Rule, int_at_least, is_bool, one_of, refuse_broken
+
+log = logging.getLogger(__name__)
 
 NONFINITE_ACTIONS = ("stop", "skip")
 #: The one home of the ``guard`` keys' checks, which ``config.validate`` reads.
@@ -49,6 +54,40 @@ class NonFiniteGuard:
     def from_config(cls, guard: Mapping[str, Any]) -> NonFiniteGuard:
         """The fields from the ``guard`` group (a mapping)."""
         return cls(**{field.name: guard[field.name] for field in fields(cls)})
+
+    def skip_or_stop(self, problem: str, skipped_steps: int, trainer: pl.Trainer | None) -> int:
+        """The skipped-step count once a non-finite loss's step is skipped (logged), or raise.
+
+        ``problem`` says what was found where (network, epoch, steps); the module keeps the
+        count, since it travels in the module's checkpoint with the other step counters.
+
+        Raises:
+            DivergenceError: with ``nonfinite=stop``, or once ``max_skipped_steps`` were skipped.
+        """
+        skipping = self.nonfinite == "skip"
+        if skipping and skipped_steps < self.max_skipped_steps:
+            log.warning("%s: skipped that step (%d so far)", problem, skipped_steps + 1)
+            return skipped_steps + 1
+        if skipping:
+            problem += f", with guard.max_skipped_steps={self.max_skipped_steps} already skipped"
+        raise DivergenceError(divergence_message(problem, trainer, can_skip=not skipping))
+
+    @staticmethod
+    def check_weights(
+        networks: Mapping[str, nn.Module], epoch: int, steps: str, trainer: pl.Trainer | None
+    ) -> None:
+        """Stop on NaN/inf weights at an epoch end, whatever the settings: nothing trains on
+        from them, and a skipped step (or ``check_every_step=false``) may have let them in.
+
+        Raises:
+            DivergenceError: naming the first broken parameters of each network, the epoch and
+            ``steps`` (``after 10 D and 10 G steps``).
+        """
+        broken = {name: nonfinite_parameters(net) for name, net in networks.items()}
+        if any(broken.values()):
+            where = "; ".join(f"{name}: {first_names(bad)}" for name, bad in broken.items() if bad)
+            problem = f"NaN/inf weights at the end of epoch {epoch} ({where}), {steps}"
+            raise DivergenceError(divergence_message(problem, trainer, can_skip=False))
 
 
 def nonfinite_parameters(network: nn.Module) -> list[str]:

@@ -1,9 +1,17 @@
 """The GAN LightningModule: one discriminator step and one generator step per batch.
 
 Manual optimization (Lightning's GAN example shape): each network has its own optimizer and is
-stepped with ``toggle_optimizer`` / ``manual_backward`` / ``step``. Everything that varies between
-GAN recipes comes in from config: networks, optimizers, the loss (:mod:`gan_lightning.gan.losses`),
+stepped inside ``toggled_optimizer`` (the other network frozen, and unfrozen again even when the
+step raises) with ``manual_backward`` / ``step``. Everything that varies between GAN recipes
+comes in from config: networks, optimizers, the loss (:mod:`gan_lightning.gan.losses`),
 regularizers and the tricks (:mod:`gan_lightning.gan.tricks`); the step only composes them.
+
+The module holds the step, its optimizers, sampling and its own checkpoint state. Its networks
+come ready to train and checked against the loss and tricks (:mod:`gan_lightning.build`,
+:mod:`gan_lightning.gan.compatibility`); a NaN is the guard's business
+(:mod:`gan_lightning.gan.guard`), the EMA decay schedule :mod:`gan_lightning.gan.ema`'s, and the
+global random streams ride in checkpoints through
+:class:`~gan_lightning.callbacks.random_states.RandomStates`.
 
 Lightning's ``global_step`` rises once per optimizer step (twice per batch here), so the module
 keeps its own ``d_steps`` / ``g_steps`` counters and they travel in the checkpoint.
@@ -17,7 +25,6 @@ host.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,16 +36,11 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from gan_lightning.compat import step_metrics_due
-from gan_lightning.errors import CheckpointError, ConfigError, DivergenceError
+from gan_lightning.errors import CheckpointError
 from gan_lightning.gan import ema as ema_lib
 from gan_lightning.gan import health
 from gan_lightning.gan.augment import AdaptiveTranslation, diff_augment
-from gan_lightning.gan.guard import (
-    NonFiniteGuard,
-    divergence_message,
-    first_names,
-    nonfinite_parameters,
-)
+from gan_lightning.gan.guard import NonFiniteGuard
 from gan_lightning.gan.losses import GANLoss
 from gan_lightning.gan.regularizers import DiscriminatorPenalties, LeCam
 from gan_lightning.gan.running_means import RunningMeans
@@ -49,11 +51,8 @@ from gan_lightning.gan.tricks import (
     discriminator_targets,
     top_k_indices,
 )
-from gan_lightning.networks.init import apply_spectral_norm_, initialize_
 from gan_lightning.networks.latents import sample_latents
-from gan_lightning.runs.checkpoints import capture_rng_states, restore_rng_states, state_mismatch
-
-log = logging.getLogger(__name__)
+from gan_lightning.runs.checkpoints import state_mismatch
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -65,11 +64,11 @@ class GANModule(pl.LightningModule):
     """Trains ``generator`` against ``discriminator`` (which returns logits) under ``loss``.
 
     Args:
-        generator / discriminator: networks built from the ``model`` group.
+        generator / discriminator: networks built from the ``model`` group, ready to train
+            (initialized, D with spectral norm if asked: the builder's job).
         g_optimizer / d_optimizer: partials taking the parameters (``optim.g`` / ``optim.d``).
         loss: the adversarial objective (``loss`` group).
         tricks: validated stabilization tricks (``tricks`` group).
-        init: weight-init scheme applied to both networks (``model.init``).
         g_scheduler / d_scheduler: optional LR-scheduler partials, stepped once per epoch.
         guide_classifier: frozen digit classifier for seed 000's classifier-guided G loss.
         run_config: the resolved run config as plain containers; saved in every checkpoint so a
@@ -90,7 +89,6 @@ class GANModule(pl.LightningModule):
         d_optimizer: OptimizerFactory,
         loss: GANLoss,
         tricks: Tricks | None = None,
-        init: str = "default",
         g_scheduler: SchedulerFactory | None = None,
         d_scheduler: SchedulerFactory | None = None,
         guide_classifier: nn.Module | None = None,
@@ -103,25 +101,17 @@ class GANModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.tricks = tricks or Tricks()
-        _check_compatible(loss, self.tricks, generator, discriminator, guide_classifier)
-        if self.tricks.lr_decay_to is not None and (g_scheduler or d_scheduler):
-            raise ConfigError(
-                f"tricks.lr_decay_to={self.tricks.lr_decay_to} and scheduler.g / scheduler.d "
-                "both set the learning rates; use one of them"
-            )
-        initialize_(generator, init)
-        initialize_(discriminator, init)
-        if self.tricks.spectral_norm:
-            apply_spectral_norm_(discriminator)
+        self.tricks = tricks = tricks or Tricks()
         self.generator = generator
         self.discriminator = discriminator
-        self.g_ema = ema_lib.make_ema(generator) if self.tricks.uses_ema else None
+        self.g_ema = ema_lib.make_ema(generator) if tricks.uses_ema else None
+        self.ema_schedule = ema_lib.DecaySchedule(
+            tricks.ema_decay, tricks.ema_kimg, tricks.ema_rampup
+        )
         self.guide_classifier = guide_classifier
         if guide_classifier is not None:
             guide_classifier.requires_grad_(False).eval()
         self.loss = loss
-        tricks = self.tricks
         self.penalties = DiscriminatorPenalties(
             loss.gradient_penalty_weight, tricks.r1_gamma, tricks.r2_gamma, tricks.reg_every
         )
@@ -147,7 +137,6 @@ class GANModule(pl.LightningModule):
         self.epoch_means = RunningMeans()
         self.guard = guard or NonFiniteGuard()
         self.skipped_steps = 0
-        self._resumed_rng_states: dict[str, Any] | None = None
         # ((g_steps, device), sampling copy): see sampling_generator
         self._sampling_cache: tuple[tuple[int, torch.device], nn.Module] | None = None
 
@@ -241,35 +230,36 @@ class GANModule(pl.LightningModule):
     def _discriminator_step(
         self, opt_d: Optimizer, real: Tensor, real_labels: Tensor | None, fakes: Fakes | None
     ) -> dict[str, Tensor]:
-        self.toggle_optimizer(opt_d)
-        if fakes is None:
-            with torch.no_grad():
-                fakes = self._fakes(real.shape[0])
-        # Under autocast G emits bf16/fp16; D's inputs and the penalties stay in real's dtype.
-        fake, fake_labels = fakes[0].detach().to(real.dtype), fakes[1]
-        real_in, fake_in = self._discriminator_inputs(real), self._discriminator_inputs(fake)
-        real_grad, fake_grad = self.penalties.needs_grad(self.d_steps)
-        real_in.requires_grad_(real_grad)
-        fake_in.requires_grad_(fake_grad)
-        # Losses in fp32 whatever the autocast dtype (BCE/MSE would be, hinge/WGAN would not).
-        real_logits = self.discriminator(real_in, real_labels).float()
-        fake_logits = self.discriminator(fake_in, fake_labels).float()
-        real_targets, fake_targets = discriminator_targets(self.tricks, real_logits.detach())
-        terms = self.loss.discriminator_loss(real_logits, fake_logits, real_targets, fake_targets)
-        terms |= self.penalties(
-            self.discriminator,
-            self.d_steps,
-            real_in,
-            real_logits,
-            fake_in,
-            fake_logits,
-            fake_labels,
-        )
-        if self.lecam is not None:
-            terms["lecam"] = self.tricks.lecam.weight * self.lecam(real_logits, fake_logits)
-        loss = torch.stack(list(terms.values())).sum()
-        grad_norm = self._optimize(opt_d, loss, "discriminator")
-        self.untoggle_optimizer(opt_d)
+        with self.toggled_optimizer(opt_d):
+            if fakes is None:
+                with torch.no_grad():
+                    fakes = self._fakes(real.shape[0])
+            # Under autocast G emits bf16/fp16; D's inputs and the penalties stay in real's dtype.
+            fake, fake_labels = fakes[0].detach().to(real.dtype), fakes[1]
+            real_in, fake_in = self._discriminator_inputs(real), self._discriminator_inputs(fake)
+            real_grad, fake_grad = self.penalties.needs_grad(self.d_steps)
+            real_in.requires_grad_(real_grad)
+            fake_in.requires_grad_(fake_grad)
+            # Losses in fp32 whatever the autocast dtype (BCE/MSE would be, hinge/WGAN not).
+            real_logits = self.discriminator(real_in, real_labels).float()
+            fake_logits = self.discriminator(fake_in, fake_labels).float()
+            real_targets, fake_targets = discriminator_targets(self.tricks, real_logits.detach())
+            terms = self.loss.discriminator_loss(
+                real_logits, fake_logits, real_targets, fake_targets
+            )
+            terms |= self.penalties(
+                self.discriminator,
+                self.d_steps,
+                real_in,
+                real_logits,
+                fake_in,
+                fake_logits,
+                fake_labels,
+            )
+            if self.lecam is not None:
+                terms["lecam"] = self.tricks.lecam.weight * self.lecam(real_logits, fake_logits)
+            loss = torch.stack(list(terms.values())).sum()
+            grad_norm = self._optimize(opt_d, loss, "discriminator")
         real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
         real_side, fake_side = self.loss.realness(real_logits, fake_logits)
         if self.ada is not None:
@@ -284,29 +274,29 @@ class GANModule(pl.LightningModule):
     def _generator_step(
         self, opt_g: Optimizer, real: Tensor, real_labels: Tensor | None, fakes: Fakes | None
     ) -> dict[str, Tensor]:
-        self.toggle_optimizer(opt_g)
-        fake, labels = fakes if fakes is not None else self._fakes(real.shape[0])
-        fake_logits = self.discriminator(self._discriminator_inputs(fake), labels).float()
-        real_logits = None
-        if self.loss.pairs_real_and_fake:
-            with torch.no_grad():  # a constant for G: only the pairing needs it
-                real_logits = self.discriminator(self._discriminator_inputs(real), real_labels)
-            real_logits = real_logits.float()
-        best = top_k_indices(fake_logits, self.tricks.top_k.keep_at(self.progress))
-        if best is not None:  # top-k: G learns from the fakes D rates most real only
-            fake_logits = fake_logits[best]
-            real_logits = real_logits[best] if real_logits is not None else None
-        terms = {"adversarial": self.loss.generator_loss(fake_logits, real_logits)}
-        loss = terms["adversarial"]
-        alpha = self.tricks.classifier_guidance.alpha_at(self.current_epoch)
-        if self.guide_classifier is not None and alpha > 0:
-            terms["guidance"] = F.cross_entropy(self.guide_classifier(fake), labels)
-            loss = (1.0 - alpha) * loss + alpha * terms["guidance"]
-        grad_norm = self._optimize(opt_g, loss, "generator")
-        self.untoggle_optimizer(opt_g)
+        with self.toggled_optimizer(opt_g):
+            fake, labels = fakes if fakes is not None else self._fakes(real.shape[0])
+            fake_logits = self.discriminator(self._discriminator_inputs(fake), labels).float()
+            real_logits = None
+            if self.loss.pairs_real_and_fake:
+                with torch.no_grad():  # a constant for G: only the pairing needs it
+                    real_logits = self.discriminator(self._discriminator_inputs(real), real_labels)
+                real_logits = real_logits.float()
+            best = top_k_indices(fake_logits, self.tricks.top_k.keep_at(self.progress))
+            if best is not None:  # top-k: G learns from the fakes D rates most real only
+                fake_logits = fake_logits[best]
+                real_logits = real_logits[best] if real_logits is not None else None
+            terms = {"adversarial": self.loss.generator_loss(fake_logits, real_logits)}
+            loss = terms["adversarial"]
+            alpha = self.tricks.classifier_guidance.alpha_at(self.current_epoch)
+            if self.guide_classifier is not None and alpha > 0:
+                terms["guidance"] = F.cross_entropy(self.guide_classifier(fake), labels)
+                loss = (1.0 - alpha) * loss + alpha * terms["guidance"]
+            grad_norm = self._optimize(opt_g, loss, "generator")
         self.g_steps += 1
         if self.g_ema is not None:
-            ema_lib.update_ema_(self.g_ema, self.generator, self._ema_decay(real.shape[0]))
+            decay = self.ema_schedule.at(self.g_steps, real.shape[0])
+            ema_lib.update_ema_(self.g_ema, self.generator, decay)
         logs = self._step_logs("g", loss, terms)
         return logs | {
             "health/grad_norm_g": grad_norm,
@@ -364,22 +354,15 @@ class GANModule(pl.LightningModule):
             if collapsed:
                 rank_zero_warn(collapsed)
 
-    def _ema_decay(self, batch_size: int) -> float:
-        tricks = self.tricks
-        if tricks.ema_kimg is not None:
-            images_seen = self.g_steps * batch_size
-            return ema_lib.half_life_decay(
-                tricks.ema_kimg, tricks.ema_rampup, batch_size, images_seen
-            )
-        assert tricks.ema_decay is not None  # g_ema exists only when one of the two is set
-        return ema_lib.warmed_up_decay(tricks.ema_decay, self.g_steps)
-
     def _optimize(self, optimizer: Optimizer, loss: Tensor, network: str) -> Tensor:
         """Backward and step; returns the gradient norm that was applied (0 if skipped)."""
         optimizer.zero_grad(set_to_none=True)
         # A host sync per step on GPU; guard.check_every_step=false leaves it to the epoch end.
         if self.guard.check_every_step and not torch.isfinite(loss):
-            self._skip_or_stop(f"The {network} loss is {loss.item()} in epoch {self.current_epoch}")
+            problem = f"The {network} loss is {loss.item()} in epoch {self.current_epoch}"
+            self.skipped_steps = self.guard.skip_or_stop(
+                f"{problem}, {self._steps()}", self.skipped_steps, self.trainer
+            )
             return torch.zeros((), device=loss.device)
         self.manual_backward(loss)
         grad_norm = health.gradient_norm(optimizer)
@@ -389,29 +372,12 @@ class GANModule(pl.LightningModule):
     def _steps(self) -> str:
         return f"after {self.d_steps} D and {self.g_steps} G steps"
 
-    def _skip_or_stop(self, problem: str) -> None:
-        """Skip this optimizer step if configured and allowed, else raise DivergenceError."""
-        guard, problem = self.guard, f"{problem}, {self._steps()}"
-        if guard.nonfinite == "skip" and self.skipped_steps < guard.max_skipped_steps:
-            self.skipped_steps += 1
-            log.warning("%s: skipped that step (%d so far)", problem, self.skipped_steps)
-            return
-        if guard.nonfinite == "skip":
-            problem += f", with guard.max_skipped_steps={guard.max_skipped_steps} already skipped"
-        can_skip = guard.nonfinite == "stop"
-        raise DivergenceError(divergence_message(problem, self.trainer, can_skip=can_skip))
-
     def on_train_epoch_end(self) -> None:
         # Lightning calls this before ModelCheckpoint, so diverged weights never reach last.ckpt.
         networks = {"generator": self.generator, "discriminator": self.discriminator}
-        broken = {name: nonfinite_parameters(net) for name, net in networks.items()}
         if self.g_ema is not None:
-            broken["g_ema"] = nonfinite_parameters(self.g_ema)
-        if any(broken.values()):
-            where = "; ".join(f"{name}: {first_names(bad)}" for name, bad in broken.items() if bad)
-            epoch = self.current_epoch
-            problem = f"NaN/inf weights at the end of epoch {epoch} ({where}), {self._steps()}"
-            raise DivergenceError(divergence_message(problem, self.trainer, can_skip=False))
+            networks["g_ema"] = self.g_ema
+        self.guard.check_weights(networks, self.current_epoch, self._steps(), self.trainer)
         self._log_epoch_means()
         schedulers = self.lr_schedulers() or []
         # Lightning hands back a lone scheduler unwrapped.
@@ -426,12 +392,10 @@ class GANModule(pl.LightningModule):
             "g_steps": self.g_steps,
             "skipped_steps": self.skipped_steps,
         }
-        # Plain tensors and lists, so the file stays loadable with weights_only=True.
-        checkpoint["rng_states"] = capture_rng_states()
         checkpoint["epoch_means"] = self.epoch_means.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Check the weights fit before Lightning loads them, and keep the RNG states for later.
+        """Check the weights fit before Lightning loads them, and take back the counters.
 
         Lightning's own strict load would list every missing key; one line per kind of mismatch
         tells the user which checkpoint does not fit which network.
@@ -447,53 +411,8 @@ class GANModule(pl.LightningModule):
         self.d_steps = counters.get("d_steps", 0)
         self.g_steps = counters.get("g_steps", 0)
         self.skipped_steps = counters.get("skipped_steps", 0)
-        self._resumed_rng_states = checkpoint.get("rng_states")
         if "epoch_means" in checkpoint:
             self.epoch_means.load_state_dict(checkpoint["epoch_means"])
 
     def on_train_start(self) -> None:
-        """Restore the saved RNG states as late as possible: after every set-up hook.
-
-        Whatever set-up draws (callbacks, fit start) then cannot shift the random stream, and
-        the resumed run draws exactly what the uninterrupted one drew after that checkpoint.
-        """
         self.epoch_means.to(self.device)
-        if self._resumed_rng_states is not None:
-            restore_rng_states(self._resumed_rng_states)
-            self._resumed_rng_states = None
-
-
-def _check_compatible(
-    loss: GANLoss,
-    tricks: Tricks,
-    generator: nn.Module,
-    discriminator: nn.Module,
-    guide_classifier: nn.Module | None,
-) -> None:
-    """Refuse combinations that would silently do something other than what was asked."""
-    if loss.gradient_penalty_weight > 0 and ema_lib.has_batchnorm(discriminator):
-        # BatchNorm mixes the samples of a batch, so the per-sample gradient norm the penalty
-        # constrains is not exactly the critic's (Gulrajani et al. 2017, section 4). It still
-        # trains, so this is a warning: the user asked for it and may be comparing exactly that.
-        rank_zero_warn(
-            f"loss={loss!r} penalizes per-sample critic gradients, but "
-            f"{type(discriminator).__name__} uses BatchNorm, which couples the samples of a batch "
-            "(WGAN-GP paper, section 4). For the textbook setting use model=mlp, fc or cnn "
-            "(no BatchNorm in D), or loss=hinge."
-        )
-    if tricks.uses_targets and not loss.uses_targets:
-        raise ConfigError(
-            f"loss={loss!r} has no real/fake targets, so tricks.label_smoothing and "
-            "tricks.label_flip_prob cannot apply; use loss=bce, minimax or lsgan, or turn them off"
-        )
-    if tricks.classifier_guidance.alpha is not None:
-        if generator.num_classes == 0:
-            raise ConfigError(
-                "tricks.classifier_guidance needs a conditional generator (model=cgan); "
-                f"this generator has num_classes=0 ({type(generator).__name__})"
-            )
-        if guide_classifier is None:
-            raise ConfigError(
-                "tricks.classifier_guidance.alpha is set but no classifier was given; set "
-                "metrics.classifier_ckpt (train one: `python -m gan_lightning.train_classifier`)"
-            )

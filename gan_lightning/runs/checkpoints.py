@@ -11,14 +11,12 @@ from __future__ import annotations
 import importlib
 import logging
 import pickle
-import random
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from torch import nn
@@ -226,32 +224,6 @@ def check_resumable(checkpoint: Mapping[str, Any], config: Mapping[str, Any], pa
             path,
             describe(changed),
         )
-
-
-def capture_rng_states() -> dict[str, Any]:
-    """Every global RNG a training step may draw from, as tensors, lists and numbers.
-
-    Those are the only types ``torch.load(weights_only=True)`` accepts, so numpy's and Python's
-    tuples are taken apart here and put back together in :func:`restore_rng_states`.
-    """
-    name, keys, position, has_gauss, cached_gauss = np.random.get_state()
-    version, python_state, gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [name, keys.tolist(), position, has_gauss, cached_gauss],
-        "python": [version, list(python_state), gauss],
-    }
-
-
-def restore_rng_states(states: Mapping[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    name, keys, position, has_gauss, cached_gauss = states["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached_gauss))
-    version, python_state, gauss = states["python"]
-    random.setstate((version, tuple(python_state), gauss))
 
 
 def _targets(config: Any) -> Iterator[str]:
