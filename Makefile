@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-fast notebooks strip-notebooks benchmark lint docs docs-serve clean
+.PHONY: install train test test-fast notebooks strip-notebooks benchmark dashboard lint docs docs-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -32,6 +32,13 @@ strip-notebooks: $(STAMP) ## before committing: drop outputs, counts, timings an
 
 benchmark: $(STAMP) ## framework vs plain PyTorch vs seed-style training throughput
 	$(PYTHON) benchmarks/throughput.py $(ARGS)
+
+# An Optuna search in the browser (docs/sweeps.md): `make dashboard STUDY=mlp` for
+# outputs/gan/search/mlp/, or `make dashboard STORAGE=<journal file or database URL>`.
+STUDY ?= dcgan
+STORAGE ?= outputs/gan/search/$(STUDY)/optuna.journal
+dashboard: $(STAMP) ## optuna-dashboard on a search's study, at http://127.0.0.1:8080
+	$(VENV)/bin/optuna-dashboard $(STORAGE)
 
 # NO_MKDOCS_2_WARNING: mkdocs-material prints its end-of-life notice on every build otherwise
 # (noted in pyproject.toml's docs extra).

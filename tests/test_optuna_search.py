@@ -390,3 +390,17 @@ def test_a_stored_study_of_the_other_direction_or_a_dead_database_stops_the_sear
             search.sweep([])
     stored = optuna.load_study(study_name="s", storage=optuna_search.open_storage(journal))
     assert stored.trials == []  # no trial was asked for
+
+
+def test_make_dashboard_opens_a_search_by_its_study_name_or_any_storage() -> None:
+    def dashboard_line(*variables: str) -> str:
+        done = subprocess.run(
+            ["make", "-n", "dashboard", *variables], cwd=REPO, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return next(line for line in done.stdout.splitlines() if "optuna-dashboard" in line)
+
+    assert dashboard_line("STUDY=mlp").endswith(
+        ".venv/bin/optuna-dashboard outputs/gan/search/mlp/optuna.journal"
+    )
+    assert dashboard_line("STORAGE=sqlite:///db.sqlite3").endswith(" sqlite:///db.sqlite3")

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
 from optuna.distributions import BaseDistribution
 from optuna.study import Study
@@ -126,7 +126,3 @@ class Worker:
             trials.append(trial)
         return trials
 
-
-def describe(trials: list[Any]) -> str:
-    """``2, 5`` for trials 2 and 5 (for the log)."""
-    return ", ".join(str(trial.number) for trial in trials)
