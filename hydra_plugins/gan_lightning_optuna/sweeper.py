@@ -36,8 +36,6 @@ from gan_lightning.errors import ConfigError, GanLightningError
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = 'pip install -e ".[sweeps]"'
-
 
 def parallel_jobs(launcher: DictConfig) -> int:
     """How many jobs ``launcher`` (``hydra.launcher``) runs at once: joblib's ``n_jobs``,
@@ -98,6 +96,8 @@ class GanOptunaSweeper(Sweeper):
         try:
             import optuna  # noqa: F401
         except ImportError:
+            from gan_lightning.sweeps.preflight import INSTALL_HINT
+
             raise CompactHydraException(
                 f"RunError: hparams_search=optuna needs Optuna, which is not installed. Install "
                 f"the sweep packages (pinned to versions that work together) with `{INSTALL_HINT}`."
@@ -212,7 +212,12 @@ class GanOptunaSweeper(Sweeper):
                     )
                     trials = worker.ask(batch_study, space.distributions, count)
                 batch = job_overrides(space, trials)
-                self.validate_batch_is_legal(batch)
+                try:
+                    self.validate_batch_is_legal(batch)
+                except Exception:  # a trial's config does not compose: none of them ran
+                    for trial in trials:
+                        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                    raise
                 returns = self.launcher.launch(batch, initial_job_idx=trials[0].number)
                 stored = study.get_trials(deepcopy=False)  # with what the jobs wrote
                 for trial, job in zip(trials, returns, strict=True):
