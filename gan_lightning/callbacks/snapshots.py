@@ -9,15 +9,24 @@ checkpoints without optimizer state, so ``evaluate ckpt_path=...`` and ``sample`
 
 ``benchmarks/quality_curve.py`` adds it to each run it trains; add it to any run with
 ``+callbacks.snapshots._target_=gan_lightning.callbacks.snapshots.TimedSnapshots``.
+
+Lightning's ``ModelCheckpoint(train_time_interval=...)`` would do the saving, but not for this
+project's module: under manual optimization (two optimizers, ``automatic_optimization=False``)
+its batch-end hook looks only at ``every_n_train_steps``, never at the clock, so it saves
+nothing (Lightning 2.6.6; Lightning-AI/pytorch-lightning#21699 proposes the fix, and
+tests/test_snapshots.py says when a release has it). Its file names could not hold the
+minute either, which is the curve's x, and it records no end time.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
+
+from gan_lightning.rules import Rule, number_in, refuse_broken
 
 #: Minutes from the first training batch to the end of training, written at the end.
 END_FILE = "train_minutes.txt"
@@ -26,11 +35,18 @@ END_FILE = "train_minutes.txt"
 class TimedSnapshots(pl.Callback):
     """Saves ``minute_MMM.mm.ckpt`` (the mark passed, in minutes) every ``every_minutes``."""
 
+    #: Its setting's check: ``config.validate`` reads it from the class the entry's
+    #: ``_target_`` names, and the constructor refuses the same values.
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            "callbacks.snapshots.every_minutes",
+            number_in(0, include_low=False),
+            "a number > 0 (minutes of training between snapshots, e.g. 1)",
+        ),
+    )
+
     def __init__(self, every_minutes: float = 1.0, dirname: str = "snapshots") -> None:
-        if every_minutes <= 0:
-            raise ValueError(
-                f"callbacks.snapshots.every_minutes={every_minutes} must be > 0 (e.g. 1)"
-            )
+        refuse_broken(self.RULES, {"callbacks.snapshots.every_minutes": every_minutes})
         self.every_minutes = every_minutes
         self.dirname = dirname
         self._start: float | None = None
