@@ -171,3 +171,25 @@ def test_two_processes_on_one_study_split_its_trials_without_repeating_or_losing
     assert all(result["status"] == "ok" for result in results)
     assert {result["pid"] for result in results} == {first.pid, second.pid}
     assert not list((search / "workers").glob("*-*.lock"))  # both left; no stale names
+
+
+# ---------------------------------------------------------------- parallel trials
+def test_joblib_runs_a_batch_of_trials_at_once_and_each_is_told(
+    tmp_path: Path, tiny_mnist_root: Path
+) -> None:
+    classifier = make_classifier_file(tmp_path / "classifier.pt")
+    command = search_command(
+        classifier,
+        "trainer.max_epochs=1",
+        "hydra.sweeper.n_trials=2",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    )
+    process = start(tmp_path, tiny_mnist_root, command)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-5000:]
+    assert "2 trials at a time" in output  # n_jobs follows the launcher
+    search = tmp_path / "outputs" / "gan" / "search" / "mlp"
+    results = [json.loads((search / f"trial_{n}" / RESULT_FILE).read_text()) for n in (0, 1)]
+    assert len({result["pid"] for result in results}) == 2  # two joblib worker processes
+    assert all(trial.state == TrialState.COMPLETE for trial in stored_study(search).trials)
