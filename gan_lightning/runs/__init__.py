@@ -1,7 +1,8 @@
-"""A run's files: atomic checkpoints, what they hold, the run folder, disk space, and faults.
+"""A run's files: atomic checkpoints, reading them safely, the run folder, disk space, faults.
 
-Everything here is about leaving nothing half-written: a checkpoint is plain data written under
-a temporary name, a run folder is held by one process at a time and checked before any data is
-read (``folder.prepare``, with ``lock``), and a fault mid-run becomes one paragraph that names
-the last good checkpoint.
+Entry points: ``folder.prepare`` (a run folder before training: writable, held by this process
+alone through ``lock``, half-written files removed, what to resume), ``checkpoints`` (load,
+check and rebuild networks from a checkpoint without running its code), ``checkpoint_io``
+(atomic writes) and ``faults`` (a fault mid-run as one paragraph naming the last good
+checkpoint). Nothing here knows the GAN: it sits below ``gan/``.
 """
