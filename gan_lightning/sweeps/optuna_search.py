@@ -30,8 +30,8 @@ def is_database_url(storage: str) -> bool:
     return _URL.match(storage) is not None
 
 
-def _shown(storage: str) -> str:
-    """``storage`` for a message: a database URL without its password."""
+def shown_storage(storage: str) -> str:
+    """``storage`` for a message or a log: a database URL without its password."""
     if not is_database_url(storage):
         return storage
     try:
@@ -55,10 +55,10 @@ def open_storage(storage: str) -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     except Exception as error:  # SQLAlchemy's, the driver's and the file system's own errors
-        reason = " ".join(str(error).split())[:300]
+        reason = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
         raise RunError(
-            f"hydra.sweeper.storage={_shown(storage)} cannot be opened ({type(error).__name__}: "
-            f"{reason}). Give a journal file in a folder you can write, or a database URL "
+            f"hydra.sweeper.storage={shown_storage(storage)} cannot be opened ({reason}). Give a "
+            "journal file in a folder you can write, or a database URL "
             "Optuna accepts (sqlite:///<file>, postgresql://<user>@<host>/<db>, ...) with its "
             "driver installed and the server running; leave it unset for the default, "
             "<search folder>/optuna.journal."

@@ -125,4 +125,3 @@ class Worker:
             trial.set_user_attr(OWNER, self.name)
             trials.append(trial)
         return trials
-

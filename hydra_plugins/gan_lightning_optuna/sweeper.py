@@ -23,7 +23,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
@@ -48,6 +48,17 @@ def parallel_jobs(launcher: DictConfig) -> int:
     if "submitit" in target:
         return max(int(launcher.get("array_parallelism") or 1), 1)
     return 1
+
+
+class SearchPlan(NamedTuple):
+    """What a sweep asks of its study, settled before the first trial. (A NamedTuple: Hydra
+    loads plugin modules without registering them in sys.modules, which dataclasses need.)"""
+
+    space: Any  # gan_lightning.sweeps.optuna_space.SearchSpace
+    grid: dict[str, list[Any]] | None  # every value of every key, for sampler=grid
+    n_trials: int  # the study's size (a grid's size when smaller)
+    n_jobs: int  # trials asked for at once
+    storage: Any  # the opened Optuna storage
 
 
 class GanOptunaSweeper(Sweeper):
@@ -141,10 +152,7 @@ class GanOptunaSweeper(Sweeper):
             )
 
     def _sweep(self, arguments: list[str]) -> None:
-        import optuna
-
-        from gan_lightning.sweeps.optuna_factories import make_pruner, make_sampler
-        from gan_lightning.sweeps.optuna_search import direction_problem, open_storage
+        from gan_lightning.sweeps.optuna_search import open_storage, shown_storage
         from gan_lightning.sweeps.optuna_space import grid_size, parse_search_space
         from gan_lightning.sweeps.optuna_workers import Worker
 
@@ -163,6 +171,34 @@ class GanOptunaSweeper(Sweeper):
             n_trials = grid_size(grid)
             log.info("The grid has %d points: the search stops after %d trials", n_trials, n_trials)
         storage = open_storage(str(self.storage))
+        study = self._open_study(storage)
+        n_jobs = self.n_jobs or parallel_jobs(self.config.hydra.launcher)
+        plan = SearchPlan(space, grid, n_trials, n_jobs, storage)
+
+        with Worker(Path(self.config.hydra.sweep.dir) / "workers") as worker:
+            with worker.exclusive():
+                dead = worker.fail_dead_trials(study)
+                so_far = len(study.trials)
+            log.info(
+                "Study %s (%s): %d of %d trials asked for so far%s; %d trials at a time",
+                self.study_name,
+                shown_storage(str(self.storage)),
+                so_far,
+                n_trials,
+                f" ({len(dead)} killed with their process, now failed)" if dead else "",
+                n_jobs,
+            )
+            while trials := self._ask_batch(worker, study, plan):
+                self._run_batch(study, space, trials)
+
+    def _open_study(self, storage: Any) -> Any:
+        """The study, created on first use; refused if stored for the other direction."""
+        import optuna
+
+        from gan_lightning.sweeps.optuna_factories import make_pruner
+        from gan_lightning.sweeps.optuna_search import direction_problem
+
+        assert self.config is not None
         pruner = make_pruner(
             self.pruner, n_startup_trials=self.n_startup_trials, min_epochs=self.min_epochs
         )
@@ -177,51 +213,52 @@ class GanOptunaSweeper(Sweeper):
         problem = direction_problem(study, self.direction, self._metric)
         if problem:
             raise ConfigError(problem)
-        n_jobs = self.n_jobs or parallel_jobs(self.config.hydra.launcher)
+        return study
 
-        with Worker(Path(self.config.hydra.sweep.dir) / "workers") as worker:
-            with worker.exclusive():
-                dead = worker.fail_dead_trials(study)
-                so_far = len(study.trials)
-            log.info(
-                "Study %s (%s): %d of %d trials asked for so far%s; %d trials at a time",
-                self.study_name,
-                self.storage,
-                so_far,
-                n_trials,
-                f" ({len(dead)} killed with their process, now failed)" if dead else "",
-                n_jobs,
+    def _ask_batch(self, worker: Any, study: Any, plan: SearchPlan) -> list[Any]:
+        """Up to ``plan.n_jobs`` new trials while the study holds fewer than ``plan.n_trials``
+        (dead workers' trials failed first); none once the study is full."""
+        import optuna
+
+        from gan_lightning.sweeps.optuna_factories import make_sampler
+
+        with worker.exclusive():
+            worker.fail_dead_trials(study)
+            so_far = len(study.trials)
+            count = min(plan.n_jobs, plan.n_trials - so_far)
+            if count <= 0:
+                return []
+            # A study object per batch: its sampler is seeded for these trials.
+            sampler = make_sampler(
+                self.sampler,
+                seed=self.seed,
+                n_startup_trials=self.n_startup_trials,
+                trials_so_far=so_far,
+                grid=plan.grid,
             )
-            while True:
-                with worker.exclusive():
-                    worker.fail_dead_trials(study)
-                    so_far = len(study.trials)
-                    count = min(n_jobs, n_trials - so_far)
-                    if count <= 0:
-                        break
-                    # A study object per batch: its sampler is seeded for these trials.
-                    sampler = make_sampler(
-                        self.sampler,
-                        seed=self.seed,
-                        n_startup_trials=self.n_startup_trials,
-                        trials_so_far=so_far,
-                        grid=grid,
-                    )
-                    batch_study = optuna.load_study(
-                        study_name=study.study_name, storage=storage, sampler=sampler, pruner=pruner
-                    )
-                    trials = worker.ask(batch_study, space.distributions, count)
-                batch = job_overrides(space, trials)
-                try:
-                    self.validate_batch_is_legal(batch)
-                except Exception:  # a trial's config does not compose: none of them ran
-                    for trial in trials:
-                        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-                    raise
-                returns = self.launcher.launch(batch, initial_job_idx=trials[0].number)
-                stored = study.get_trials(deepcopy=False)  # with what the jobs wrote
-                for trial, job in zip(trials, returns, strict=True):
-                    self._tell(study, stored[trial.number], job)
+            batch_study = optuna.load_study(
+                study_name=study.study_name,
+                storage=plan.storage,
+                sampler=sampler,
+                pruner=study.pruner,
+            )
+            return worker.ask(batch_study, plan.space.distributions, count)
+
+    def _run_batch(self, study: Any, space: Any, trials: list[Any]) -> None:
+        """Launch ``trials`` as one batch of jobs and tell Optuna how each ended."""
+        from optuna.trial import TrialState
+
+        batch = job_overrides(space, trials)
+        try:
+            self.validate_batch_is_legal(batch)
+        except Exception:  # a trial's config does not compose: none of them ran
+            for trial in trials:
+                study.tell(trial.number, state=TrialState.FAIL)
+            raise
+        returns = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+        stored = study.get_trials(deepcopy=False)  # with what the jobs wrote
+        for trial, job in zip(trials, returns, strict=True):
+            self._tell(study, stored[trial.number], job)
 
     def _tell(self, study: Any, trial: Any, job: JobReturn) -> None:
         """Tell Optuna how ``trial``'s job ended (see the module docstring); ``trial`` as
