@@ -3,7 +3,7 @@ key (``hydra.sweeper.n_trails=5``) or a wrong type is refused when Hydra compose
 
 Registered under its own name, not ``optuna``: the released hydra-optuna-sweeper registers that
 one, and a user may have it installed beside this project. The project's choices for these
-settings live in ``conf/hparams_search/optuna.yaml``; the defaults here are Optuna's.
+settings live in ``conf/hparams_search/optuna.yaml``, which every search starts from.
 """
 
 # No `from __future__ import annotations`: Hydra loads plugin modules without registering them in
