@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan_lightning.callbacks.random_states import RandomStates, capture_rng_states
+from gan_lightning.callbacks.random_states import RandomStates
 
 
 def draws() -> list[Any]:
@@ -39,16 +39,6 @@ def test_states_survive_a_weights_only_checkpoint_and_replay_the_stream(tmp_path
     # A second fit of the same trainer does not go back to the checkpoint's states.
     resumed.on_train_start(None, None)  # type: ignore[arg-type]
     assert not torch.equal(draws()[0], expected[0])
-
-
-def test_a_checkpoint_from_before_the_callback_resumes_its_stream_too() -> None:
-    """Such files keep the states at their top level (``rng_states``), written by the module."""
-    saved = capture_rng_states()
-    expected = draws()
-    resumed = RandomStates()
-    resumed.on_load_checkpoint(None, None, {"rng_states": saved})  # type: ignore[arg-type]
-    resumed.on_train_start(None, None)  # type: ignore[arg-type]
-    assert_same_draws(draws(), expected)
 
 
 def test_a_checkpoint_without_states_leaves_the_stream_alone() -> None:

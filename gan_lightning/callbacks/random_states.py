@@ -12,10 +12,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-#: Where checkpoints written before this callback existed kept the states (the GAN module put
-#: them at the top level); they resume exactly too.
-EARLIER_ENTRY = "rng_states"
-
 
 def capture_rng_states() -> dict[str, Any]:
     """Every global RNG a training step may draw from, as tensors, lists and numbers.
@@ -61,12 +57,6 @@ class RandomStates(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = state_dict
-
-    def on_load_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        # Called before load_state_dict, which replaces this with the callback's own entry.
-        self._pending = checkpoint.get(EARLIER_ENTRY)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._pending is not None:
