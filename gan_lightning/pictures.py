@@ -118,12 +118,18 @@ def save_annotated_grid(
 
 
 def show_image(ax: Axes, image: Tensor) -> None:
-    """A [-1, 1] image [C, S, S] on ``ax``: grey through the gray colormap, RGB as it is."""
+    """A [-1, 1] image [C, S, S] on ``ax``: grey through the gray colormap, RGB as it is.
+
+    Given as numpy arrays: matplotlib converts with ``copy=``, which a tensor's ``__array__``
+    does not take (numpy 2 deprecates that fallback).
+    """
+    image = image.detach().cpu()
     if image.shape[0] == 1:
-        ax.imshow(image[0], cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+        ax.imshow(image[0].numpy(), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
         return
     # imshow takes RGB floats in [0, 1] as they are, ignoring vmin/vmax.
-    ax.imshow(image.add(1).div(2).clamp(0, 1).permute(1, 2, 0), interpolation="nearest")
+    rgb = image.add(1).div(2).clamp(0, 1).permute(1, 2, 0)
+    ax.imshow(rgb.numpy(), interpolation="nearest")
 
 
 def is_grey(image: Image.Image) -> bool:
