@@ -144,13 +144,9 @@ def test_two_processes_on_one_study_split_its_trials_without_repeating_or_losing
         classifier, "trainer.max_epochs=1", "hydra.sweeper.n_trials=6", "hydra.sweeper.pruner=none"
     )
     search = tmp_path / "outputs" / "gan" / "search" / "mlp"
+    # Both start at once, as the tasks of a cluster array job do. Started one after the other,
+    # the first could finish these second-long trials before the second has imported torch.
     first = start(tmp_path, tiny_mnist_root, command)
-    # The second starts once the first is busy with its first trial, as a user's second
-    # terminal (or cluster job) would.
-    for _ in range(600):
-        if (search / "trial_0").is_dir() or first.poll() is not None:
-            break
-        time.sleep(0.5)
     second = start(tmp_path, tiny_mnist_root, command)
     outputs = [process.communicate(timeout=900)[0] for process in (first, second)]
     for process, output in zip((first, second), outputs, strict=True):
