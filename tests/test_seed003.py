@@ -75,13 +75,19 @@ def test_validate_names_a_bad_standardize_before_anything_is_built(compose_train
         validate(cfg)
 
 
-def test_seed003_cnn_trains_in_the_seeds_units_with_dcgans_betas(compose_train) -> None:
+def test_seed003_cnn_trains_with_dcgans_betas_and_the_seeds_units_on_request(compose_train) -> None:
     cfg = compose_train(["experiment=seed003_cnn", "data.batch_size=8"])
     validate(cfg)
     module = build_gan_module(cfg)
-    assert isinstance(module.discriminator.inputs, Standardize)
-    assert isinstance(module.generator.net[-2], Standardize) and module.generator.net[-2].inverse
+    # [-1, 1] pixels by default: the seed's units made G collapse more often (the recipe's header).
+    assert isinstance(module.discriminator.inputs, torch.nn.Identity)
     fit(cfg, batches=1, module=module)
     assert module.d_steps == module.g_steps == 1
-    for optimizer in module.trainer.optimizers:  # the one deviation from the seed's Adam
+    for optimizer in module.trainer.optimizers:  # beta1 0.5, not the seed's 0.9 (its header)
         assert optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+
+    seeds = compose_train(["experiment=seed003_cnn", "model.standardize=[0.1307,0.3081]"])
+    validate(seeds)
+    module = build_gan_module(seeds)
+    assert isinstance(module.discriminator.inputs, Standardize)
+    assert isinstance(module.generator.net[-2], Standardize) and module.generator.net[-2].inverse
