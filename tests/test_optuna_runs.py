@@ -152,7 +152,9 @@ def test_two_processes_on_one_study_split_its_trials_without_repeating_or_losing
     for process, output in zip((first, second), outputs, strict=True):
         assert process.returncode == 0, output[-5000:]
 
-    trials = stored_study(search).trials
+    study = stored_study(search)
+    assert study.metric_names == ["metrics/fid"]  # what the dashboard labels its plots with
+    trials = study.trials
     assert [trial.number for trial in trials] == list(range(6))
     assert all(trial.state == TrialState.COMPLETE for trial in trials)
     by_worker: dict[str, list[int]] = {}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -213,6 +214,10 @@ class GanOptunaSweeper(Sweeper):
         problem = direction_problem(study, self.direction, self._metric)
         if problem:
             raise ConfigError(problem)
+        with warnings.catch_warnings():  # experimental in Optuna 5, stable in what it stores
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # The dashboard labels the objective with it ("metrics/fid", not "Objective 0").
+            study.set_metric_names([self._metric])
         return study
 
     def _ask_batch(self, worker: Any, study: Any, plan: SearchPlan) -> list[Any]:
