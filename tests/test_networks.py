@@ -134,8 +134,29 @@ def test_unconditional_cgan_discriminator_ignores_labels() -> None:
 
 
 def test_unknown_conditioning_raises() -> None:
-    with pytest.raises(ValueError, match="conditioning='acgan'.*none, projection"):
+    with pytest.raises(ValueError, match="conditioning='acgan' is not allowed.*none or projection"):
         CGANDiscriminator(conditioning="acgan")
+
+
+def test_cgan_discriminator_minibatch_std_shows_it_the_spread_of_the_batch() -> None:
+    torch.manual_seed(0)
+    disc = CGANDiscriminator(conditioning="projection", minibatch_std=True).eval()
+    plain = CGANDiscriminator(conditioning="projection").eval()
+    # One extra input channel on the 4x4 conv: the group's spread map.
+    last_conv = [m for m in disc.features if isinstance(m, torch.nn.Conv2d)][-1]
+    assert last_conv.in_channels == 128 + 1
+    images = torch.rand(BATCH, 1, 28, 28) * 2 - 1
+    labels = torch.arange(BATCH) % 10
+    changed = images.clone()
+    changed[1] += 0.5
+    with torch.no_grad():
+        assert disc(images, labels).shape == (BATCH,)
+        assert not torch.allclose(disc(images, labels)[0], disc(changed, labels)[0])
+        torch.testing.assert_close(plain(images, labels)[0], plain(changed, labels)[0])
+        # A short last batch (not a multiple of the group) still works.
+        assert disc(images[:3], labels[:3]).shape == (3,)
+    with pytest.raises(ValueError, match="minibatch_std=4 is not allowed; it must be true or false"):
+        CGANDiscriminator(minibatch_std=4)
 
 
 @pytest.mark.parametrize("size", [28, 32])

@@ -13,12 +13,8 @@ from test_training_steps import fit, snapshot
 from gan_lightning.gan.ema import half_life_decay, sampling_copy
 from gan_lightning.gan.tricks import Tricks
 from gan_lightning.networks.latents import sample_latents
-from gan_lightning.networks.lean import (
-    ConditionalBatchNorm,
-    LeanDiscriminator,
-    LeanGenerator,
-    MinibatchStdDev,
-)
+from gan_lightning.networks.layers import MinibatchStdDev
+from gan_lightning.networks.lean import ConditionalBatchNorm, LeanDiscriminator, LeanGenerator
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gan_lightning"
 

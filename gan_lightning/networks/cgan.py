@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_lightning.networks.latents import check_latent_prior
-from gan_lightning.networks.layers import Reshape, block, require_labels
+from gan_lightning.networks.layers import MinibatchStdDev, Reshape, block, require_labels
+from gan_lightning.rules import Rule, is_bool, one_of, refuse_broken
 
 CONDITIONING = ("none", "projection")
 
@@ -60,9 +63,15 @@ class CGANDiscriminator(nn.Module):
     auxiliary classifier can make the generator respect them. ``"projection"`` (Miyato &
     Koyama 2018) adds ``<embed(y), h>`` to the logit, so D itself judges whether an image
     matches its label and conditional generation works without a classifier. ``channels`` is
-    the images' (1, or 3 for RGB).
+    the images' (1, or 3 for RGB). ``minibatch_std`` shows the last conv the spread within
+    groups of 4 images (:class:`MinibatchStdDev`), so D can punish a generator that draws too
+    little variety.
     """
 
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule("model.discriminator.conditioning", one_of(CONDITIONING), " or ".join(CONDITIONING)),
+        Rule("model.discriminator.minibatch_std", is_bool, "true or false"),
+    )
     image_size = 28
     feature_dim = 256 * 4 * 4
 
@@ -72,12 +81,15 @@ class CGANDiscriminator(nn.Module):
         conditioning: str = "none",
         batch_norm: bool = True,
         channels: int = 1,
+        minibatch_std: bool = False,
     ) -> None:
-        if conditioning not in CONDITIONING:
-            raise ValueError(
-                f"CGANDiscriminator got conditioning={conditioning!r}; "
-                f"expected one of {', '.join(CONDITIONING)}"
-            )
+        refuse_broken(
+            self.RULES,
+            {
+                "model.discriminator.conditioning": conditioning,
+                "model.discriminator.minibatch_std": minibatch_std,
+            },
+        )
         super().__init__()
         self.num_classes = num_classes
         self.conditioning = conditioning
@@ -85,7 +97,12 @@ class CGANDiscriminator(nn.Module):
             *block(nn.Conv2d(channels, 32, 3, 2, 1), nn.LeakyReLU(0.2)),
             *block(nn.Conv2d(32, 64, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
             *block(nn.Conv2d(64, 128, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
-            *block(nn.Conv2d(128, 256, 3, 1, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
+            *([MinibatchStdDev()] if minibatch_std else []),
+            *block(
+                nn.Conv2d(128 + int(minibatch_std), 256, 3, 1, 1),
+                nn.LeakyReLU(0.2),
+                batch_norm=batch_norm,
+            ),
             nn.Flatten(),
         )
         self.linear = nn.Linear(self.feature_dim, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from gan_lightning.networks.latents import check_latent_prior
@@ -43,6 +44,34 @@ def block(
     if dropout:
         parts.append(nn.Dropout(dropout))
     return parts
+
+
+class MinibatchStdDev(nn.Module):
+    """ProGAN's minibatch standard deviation: one extra feature map holding the average std
+    of the features across groups of ``group_size`` samples.
+
+    A generator that draws the same digit for every z gives a batch whose std is near zero,
+    which D can now see directly: it counters mode collapse (Karras et al. 2018, section 3).
+    """
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, channels, height, width = x.shape
+        # The largest group size up to group_size that divides the batch (ProGAN needs one).
+        group = next(g for g in range(min(self.group_size, batch), 0, -1) if batch % g == 0)
+        if group < 2:
+            # A std needs two samples; the map is zero so shapes stay fixed (e.g. batch 1).
+            return torch.cat([x, x.new_zeros(batch, 1, height, width)], dim=1)
+        y = x.view(group, -1, channels, height, width)
+        y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()
+        y = y.mean(dim=(1, 2, 3)).view(-1, 1, 1, 1).repeat(group, 1, height, width)
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}"
 
 
 def require_labels(labels: Tensor | None, owner: str) -> Tensor:
