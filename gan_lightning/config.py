@@ -28,6 +28,7 @@ from gan_lightning.gan.guard import RULES as GUARD_RULES
 from gan_lightning.gan.tricks import RULES as TRICKS_RULES
 from gan_lightning.gan.tricks import Tricks
 from gan_lightning.networks.latents import LATENT_PRIORS
+from gan_lightning.networks.seed003 import STANDARDIZE_RULE
 from gan_lightning.rules import Rule, int_at_least, is_int, number_in, one_of
 from gan_lightning.sweeps.objective import DIRECTIONS
 
@@ -71,6 +72,7 @@ RULES: tuple[Rule, ...] = (
     Rule("model.num_classes", int_at_least(0), "an integer >= 0 (0: unconditional)", False),
     Rule("model.latent_prior", one_of(LATENT_PRIORS), " or ".join(LATENT_PRIORS)),
     Rule("model.width", int_at_least(1), "an integer >= 1", required=False),
+    STANDARDIZE_RULE,
     *(
         Rule(f"optim.{net}.{name}", check, allowed, required)
         for net in ("g", "d")

@@ -69,9 +69,20 @@ def test_bad_standardize_settings_are_refused_by_key() -> None:
         CNNGenerator(standardize=list(MNIST_MEAN_STD))
 
 
-def test_validate_names_a_bad_standardize_before_anything_is_built(compose_train) -> None:
+def test_validate_names_a_bad_standardize_once_before_anything_is_built(compose_train) -> None:
+    """Both networks read model.standardize by interpolation: one bad value, one line, its key."""
     cfg = compose_train(["model=cnn", "model.generator.output=linear", "model.standardize=[2, 1]"])
-    with pytest.raises(ConfigError, match=r"model\.generator\.standardize=\[2, 1\] is not"):
+    with pytest.raises(ConfigError) as caught:
+        validate(cfg)
+    assert str(caught.value) == (
+        "invalid config: model.standardize=[2, 1] is not allowed; it must be null or [mean, std] "
+        "of [0, 1] pixels with std > 0, e.g. seed 003's [0.1307, 0.3081]"
+    )
+
+
+def test_validate_names_a_networks_own_standardize_by_its_key(compose_train) -> None:
+    cfg = compose_train(["model=cnn", "model.discriminator.standardize=[0.1]"])
+    with pytest.raises(ConfigError, match=r"^invalid config: model\.discriminator\.standardize="):
         validate(cfg)
 
 

@@ -32,12 +32,26 @@ def _mean_std(value: Any) -> bool:
     )
 
 
+def _standardize(value: Any) -> bool:
+    return value is None or _mean_std(value)
+
+
+_STANDARDIZE_ALLOWED = (
+    "null or [mean, std] of [0, 1] pixels with std > 0, e.g. seed 003's [0.1307, 0.3081]"
+)
+
+#: The key a user sets: ``conf/model/cnn.yaml`` feeds both networks' ``standardize`` from it by
+#: interpolation, so ``config.RULES`` checks it once and ``validate`` leaves the two copies it
+#: feeds to this line instead of reporting one bad value three times.
+STANDARDIZE_RULE = Rule("model.standardize", _standardize, _STANDARDIZE_ALLOWED, required=False)
+
+
 def standardize_rule(network: str) -> Rule:
+    """A network's own copy of ``model.standardize``, for a value set on it directly."""
     return Rule(
         f"model.{network}.standardize",
-        lambda value: value is None or _mean_std(value),
-        "null or [mean, std] of [0, 1] pixels with std > 0, e.g. seed 003's [0.1307, 0.3081] "
-        "(set it once as model.standardize)",
+        _standardize,
+        f"{_STANDARDIZE_ALLOWED} (set it once as model.standardize)",
     )
 
 
