@@ -10,6 +10,8 @@ import pytest
 import torch
 from test_training_steps import fit, snapshot
 
+from gan_lightning.config import validate
+from gan_lightning.errors import ConfigError
 from gan_lightning.gan.ema import half_life_decay, sampling_copy
 from gan_lightning.gan.tricks import Tricks
 from gan_lightning.networks.latents import sample_latents
@@ -96,10 +98,41 @@ def test_minibatch_std_lets_one_sample_change_another_ones_logit() -> None:
 
 
 def test_lean_networks_refuse_bad_settings_by_key() -> None:
-    with pytest.raises(ValueError, match="model.discriminator.norm='layer'"):
-        LeanDiscriminator(norm="layer")
-    with pytest.raises(ValueError, match="model.latent_prior='cauchy'"):
+    """Built directly (a notebook), in the words validate uses, every problem at once."""
+    with pytest.raises(ConfigError) as caught:
+        LeanDiscriminator(width=0, norm="layer", minibatch_std="yes")
+    assert str(caught.value).splitlines() == [
+        "model.discriminator.width=0 is not allowed; it must be an integer >= 1",
+        "model.discriminator.norm='layer' is not allowed; it must be none or batch",
+        "model.discriminator.minibatch_std='yes' is not allowed; it must be true or false",
+    ]
+    with pytest.raises(ConfigError, match=r"^model\.generator\.latent_prior='cauchy' is not"):
         LeanGenerator(latent_prior="cauchy")
+    with pytest.raises(ConfigError, match=r"^model\.generator\.num_classes=-1 is not allowed"):
+        LeanGenerator(num_classes=-1)
+
+
+def test_validate_reports_bad_lean_settings_by_key(compose_train) -> None:
+    overrides = [
+        "model=lean",
+        "model.generator.width=0",  # set directly, not through model.width
+        "model.discriminator.width=2.5",
+        "model.discriminator.norm=layer",
+    ]
+    with pytest.raises(ConfigError, match="3 problems") as caught:
+        validate(compose_train(overrides))
+    for line in (
+        "model.generator.width=0 is not allowed; it must be an integer >= 1",
+        "model.discriminator.width=2.5 is not allowed; it must be an integer >= 1",
+        "model.discriminator.norm='layer' is not allowed; it must be none or batch",
+    ):
+        assert f"  - {line}" in str(caught.value).splitlines()
+    # A bad model.latent_prior feeds the generator's key: one line, under the key the user set.
+    with pytest.raises(ConfigError) as caught:
+        validate(compose_train(["model=lean", "model.latent_prior=cauchy"]))
+    assert str(caught.value) == (
+        "invalid config: model.latent_prior='cauchy' is not allowed; it must be gaussian or uniform"
+    )
 
 
 def test_r1_adds_its_term_and_changes_the_discriminator_update(compose_train) -> None:

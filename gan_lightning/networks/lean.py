@@ -15,14 +15,26 @@ so D judges whether an image fits its label without any auxiliary classifier.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_lightning.networks.latents import check_latent_prior
+from gan_lightning.networks.latents import LATENT_PRIORS
 from gan_lightning.networks.layers import MinibatchStdDev, require_labels
+from gan_lightning.rules import Rule, int_at_least, is_bool, one_of, refuse_broken
 
 D_NORMS = ("none", "batch")
+
+
+def _shape_rules(network: str) -> tuple[Rule, ...]:
+    """The sizes both networks take, under ``network``'s keys: each YAML feeds them from
+    ``model.width`` / ``model.num_classes``, but a user may set one network's directly."""
+    return (
+        Rule(f"model.{network}.width", int_at_least(1), "an integer >= 1"),
+        Rule(f"model.{network}.num_classes", int_at_least(0), "an integer >= 0 (0: unconditional)"),
+    )
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -59,6 +71,11 @@ class ConditionalBatchNorm(nn.Module):
 class LeanGenerator(nn.Module):
     """z (+ one-hot y) -> linear to 2w x 7x7 -> 2w->w (14x14) -> w->1 (28x28), ReLU, Tanh."""
 
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule("model.generator.latent_dim", int_at_least(1), "an integer >= 1"),
+        Rule("model.generator.latent_prior", one_of(LATENT_PRIORS), " or ".join(LATENT_PRIORS)),
+        *_shape_rules("generator"),
+    )
     image_size = 28
     channels = 1  # grayscale; the data module refuses data of another kind before training
 
@@ -69,10 +86,19 @@ class LeanGenerator(nn.Module):
         num_classes: int = 0,
         latent_prior: str = "gaussian",
     ) -> None:
+        refuse_broken(
+            self.RULES,
+            {
+                "model.generator.latent_dim": latent_dim,
+                "model.generator.latent_prior": latent_prior,
+                "model.generator.width": width,
+                "model.generator.num_classes": num_classes,
+            },
+        )
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
-        self.latent_prior = check_latent_prior(latent_prior)
+        self.latent_prior = latent_prior
         self.width = width
         self.linear = nn.Linear(latent_dim + num_classes, 2 * width * 7 * 7)
         self.norm0 = ConditionalBatchNorm(2 * width * 7 * 7, num_classes, spatial=False)
@@ -104,6 +130,11 @@ class LeanDiscriminator(nn.Module):
         minibatch_std: append the minibatch std feature map before the logit.
     """
 
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        *_shape_rules("discriminator"),
+        Rule("model.discriminator.norm", one_of(D_NORMS), " or ".join(D_NORMS)),
+        Rule("model.discriminator.minibatch_std", is_bool, "true or false"),
+    )
     image_size = 28
 
     def __init__(
@@ -113,11 +144,16 @@ class LeanDiscriminator(nn.Module):
         norm: str = "none",
         minibatch_std: bool = False,
     ) -> None:
+        refuse_broken(
+            self.RULES,
+            {
+                "model.discriminator.width": width,
+                "model.discriminator.num_classes": num_classes,
+                "model.discriminator.norm": norm,
+                "model.discriminator.minibatch_std": minibatch_std,
+            },
+        )
         super().__init__()
-        if norm not in D_NORMS:
-            raise ValueError(
-                f"model.discriminator.norm={norm!r} is not known; use one of {', '.join(D_NORMS)}"
-            )
         self.num_classes = num_classes
         layers: list[nn.Module] = [
             nn.Conv2d(1, width, 4, 2, 1),
