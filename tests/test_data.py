@@ -15,9 +15,10 @@ import torchvision
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gan_lightning.data.datamodule import MNISTDataModule
+from gan_lightning.data.datamodule import COMMON_RULES, MNISTDataModule, WholeTensorDataModule
 from gan_lightning.data.idx import find_split, load_split, read_idx, write_idx
 from gan_lightning.errors import DataError
+from gan_lightning.rules import Rule
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -371,6 +372,30 @@ def test_settings_of_the_wrong_type_name_the_key(
 ) -> None:
     with pytest.raises(DataError, match=re.escape(f"data.{key}={value!r} is not allowed")):
         MNISTDataModule(root=str(tiny_mnist_root), **{key: value})
+
+
+def test_a_new_source_passes_only_its_own_keys_and_gets_every_problem_at_once() -> None:
+    """The base checks the shared keys with the subclass's own, in the order of its RULES."""
+
+    class Source(WholeTensorDataModule):
+        RULES = (Rule("data.path", lambda path: path != "", "a file"), *COMMON_RULES)
+
+        def __init__(self, path: str, batch_size: int) -> None:
+            super().__init__(
+                image_size=28,
+                batch_size=batch_size,
+                val_fraction=0.0,
+                split_seed=0,
+                drop_last=True,
+                settings={"data.path": path},
+            )
+
+    with pytest.raises(DataError) as refused:
+        Source(path="", batch_size=0)
+    assert str(refused.value).splitlines() == [
+        "data.path='' is not allowed; it must be a file",
+        "data.batch_size=0 is not allowed; it must be an integer >= 1",
+    ]
 
 
 def test_real_images_count_checked(tiny_mnist_root: Path) -> None:

@@ -13,8 +13,8 @@ reads IDX files; ``data/folder.py`` and ``data/npz.py`` read the user's own imag
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -140,7 +140,8 @@ NATIVE_SIZE = 28
 #: (``one_hot``, ``cross_entropy``) fails at once instead of training on a made-up class.
 NO_LABEL = -1
 
-#: Settings every whole-tensor data module takes, each checked by the module that receives it.
+#: Settings every whole-tensor data module takes: a subclass lists them in its ``RULES`` (for
+#: ``config.validate``), and :class:`WholeTensorDataModule`'s constructor checks their values.
 COMMON_RULES: tuple[Rule, ...] = (
     Rule(
         "data.image_size",
@@ -179,7 +180,15 @@ class WholeTensorDataModule(pl.LightningDataModule):
         val_fraction: share of the training split held out for validation, in [0, 1).
         split_seed: seeds the train/val partition and, with the epoch, the batch order.
         drop_last: drop the last short training batch so every step sees ``batch_size`` images.
+        settings: the subclass's own ``data`` values by key (``{"data.root": root, ...}``),
+            checked with the shared ones in one pass over :attr:`RULES`, so every broken value
+            is reported at once, in the table's order, before anything is set up.
     """
+
+    #: Every ``data`` key the module takes, with its check: ``config.validate`` reads them from
+    #: the class ``data._target_`` names, and the constructor refuses the same values. A
+    #: subclass lists its own keys with :data:`COMMON_RULES`.
+    RULES: ClassVar[tuple[Rule, ...]] = COMMON_RULES
 
     #: The name runs and the classifier's weights file know this data by (``data.dataset``).
     dataset: str
@@ -196,7 +205,17 @@ class WholeTensorDataModule(pl.LightningDataModule):
         val_fraction: float,
         split_seed: int,
         drop_last: bool,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
+        values = {
+            "data.image_size": image_size,
+            "data.batch_size": batch_size,
+            "data.val_fraction": val_fraction,
+            "data.split_seed": split_seed,
+            "data.drop_last": drop_last,
+            **(settings or {}),
+        }
+        refuse_broken(self.RULES, values, error=DataError)
         super().__init__()
         self.image_size = image_size
         self.batch_size = batch_size
@@ -418,30 +437,25 @@ class MNISTDataModule(WholeTensorDataModule):
         drop_last: bool = True,
         class_names: Sequence[str] | None = None,
     ) -> None:
-        names = list(class_names) if class_names else [str(i) for i in range(_MNIST_CLASSES)]
-        settings = {
-            "data.dataset": dataset,
-            "data.image_size": image_size,
-            "data.batch_size": batch_size,
-            "data.val_fraction": val_fraction,
-            "data.split_seed": split_seed,
-            "data.download": download,
-            "data.drop_last": drop_last,
-            "data.class_names": class_names,
-        }
-        refuse_broken(self.RULES, settings, error=DataError)
         super().__init__(
             image_size=image_size,
             batch_size=batch_size,
             val_fraction=val_fraction,
             split_seed=split_seed,
             drop_last=drop_last,
+            settings={
+                "data.dataset": dataset,
+                "data.download": download,
+                "data.class_names": class_names,
+            },
         )
         self.save_hyperparameters()
         self.root = root
         self.dataset = dataset
         self.download = download
-        self.class_names = names
+        self.class_names = (
+            list(class_names) if class_names else [str(i) for i in range(_MNIST_CLASSES)]
+        )
         self._folders = _FOLDERS[dataset]
 
     @property

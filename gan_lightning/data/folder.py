@@ -53,7 +53,6 @@ from gan_lightning.rules import (
     null_or,
     number_in,
     one_of,
-    refuse_broken,
 )
 
 log = logging.getLogger(__name__)
@@ -249,27 +248,21 @@ class ImageFolderDataModule(WholeTensorDataModule):
         cache_dir: str | None = None,
         decode_workers: int | None = None,
     ) -> None:
-        settings = {
-            "data.root": root,
-            "data.dataset": dataset,
-            "data.image_size": image_size,
-            "data.batch_size": batch_size,
-            "data.val_fraction": val_fraction,
-            "data.split_seed": split_seed,
-            "data.drop_last": drop_last,
-            "data.channels": channels,
-            "data.resize": resize,
-            "data.test_fraction": test_fraction,
-            "data.cache_dir": cache_dir,
-            "data.decode_workers": decode_workers,
-        }
-        refuse_broken(self.RULES, settings, error=DataError)
         super().__init__(
             image_size=image_size,
             batch_size=batch_size,
             val_fraction=val_fraction,
             split_seed=split_seed,
             drop_last=drop_last,
+            settings={
+                "data.root": root,
+                "data.dataset": dataset,
+                "data.channels": channels,
+                "data.resize": resize,
+                "data.test_fraction": test_fraction,
+                "data.cache_dir": cache_dir,
+                "data.decode_workers": decode_workers,
+            },
         )
         self.save_hyperparameters()
         self.root = Path(root).expanduser().resolve()

@@ -30,7 +30,7 @@ from gan_lightning.data.datamodule import (
 from gan_lightning.data.images import MODES, fit_image
 from gan_lightning.data.splits import hold_out
 from gan_lightning.errors import DataError
-from gan_lightning.rules import Rule, is_bool, null_or, number_in, one_of, refuse_broken
+from gan_lightning.rules import Rule, is_bool, null_or, number_in, one_of
 
 _FORMAT = (
     "the format `python -m gan_lightning.sample` writes: `images` uint8 [N, H, W] or "
@@ -188,26 +188,20 @@ class NpzDataModule(WholeTensorDataModule):
         split_seed: int = 0,
         drop_last: bool = True,
     ) -> None:
-        settings = {
-            "data.path": path,
-            "data.dataset": dataset,
-            "data.image_size": image_size,
-            "data.batch_size": batch_size,
-            "data.val_fraction": val_fraction,
-            "data.split_seed": split_seed,
-            "data.drop_last": drop_last,
-            "data.channels": channels,
-            "data.resize": resize,
-            "data.test_fraction": test_fraction,
-            "data.test_path": test_path,
-        }
-        refuse_broken(self.RULES, settings, error=DataError)
         super().__init__(
             image_size=image_size,
             batch_size=batch_size,
             val_fraction=val_fraction,
             split_seed=split_seed,
             drop_last=drop_last,
+            settings={
+                "data.path": path,
+                "data.dataset": dataset,
+                "data.channels": channels,
+                "data.resize": resize,
+                "data.test_fraction": test_fraction,
+                "data.test_path": test_path,
+            },
         )
         self.save_hyperparameters()
         self.path = Path(path).expanduser()
