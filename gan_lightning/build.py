@@ -109,12 +109,8 @@ def skip_nvml_probe_without_cuda() -> None:
 
 
 def silence_known_lightning_warnings() -> None:
-    """Hide two warnings every run would print that ask nothing of the user.
-
-    The data module serves a validation split for the classifier, which the GAN does not
-    validate on; and Lightning 2.6 calls a torch pytree API that torch 2.10+ deprecates.
-    """
-    warnings.filterwarnings("ignore", message=r".*val_dataloader.*no `validation_step`")
+    """Hide a warning every run would print that asks nothing of the user: Lightning 2.6 calls
+    a torch pytree API that torch 2.10+ deprecates."""
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 

@@ -6,6 +6,7 @@ import gzip
 import os
 import re
 import struct
+import warnings
 from pathlib import Path
 
 import pytest
@@ -444,11 +445,35 @@ class _Recorder(pl.LightningModule):
         self.seen.setdefault(self.current_epoch, []).append(decode_index(batch[0]).cpu())
         return self.layer(batch[0].mean().view(1, 1)).sum()
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
-        assert batch[0].device == self.device
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+class _ValidatingRecorder(_Recorder):
+    """A _Recorder that validates, as the classifier does: counts its validation batches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.validated = 0
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        assert batch[0].device == self.device
+        self.validated += 1
+
+
+def _short_trainer(accelerator: str = "cpu") -> pl.Trainer:
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_epochs=2,
+        limit_train_batches=3,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -465,26 +490,28 @@ def test_lightning_sets_the_epoch_and_keeps_data_on_device(
     unique_root: Path, accelerator: str
 ) -> None:
     module = MNISTDataModule(root=str(unique_root), batch_size=50, download=False)
-    recorder = _Recorder()
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        max_epochs=2,
-        limit_train_batches=3,
-        limit_val_batches=1,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(recorder, datamodule=module)
+    recorder = _ValidatingRecorder()
+    _short_trainer(accelerator).fit(recorder, datamodule=module)
     reference = make_module(unique_root, batch_size=50)
     for epoch in (0, 1):
         expected = train_epoch(reference, epoch)[:3]
         assert all(torch.equal(a, b) for a, b in zip(recorder.seen[epoch], expected, strict=True))
     device_type = "cuda" if accelerator == "gpu" else "cpu"
     assert module.split_tensors("train")[0].device.type == device_type
+
+
+def test_lightning_is_offered_a_val_loader_only_with_images_held_out(unique_root: Path) -> None:
+    """A GAN run holds none out and has no validation_step: Lightning must not be told it
+    passed in a val_dataloader. The classifier holds some out and validates on them."""
+    held_none = MNISTDataModule(root=str(unique_root), val_fraction=0.0, download=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _short_trainer().fit(_Recorder(), datamodule=held_none)
+    assert [str(w.message) for w in caught if "val_dataloader" in str(w.message)] == []
+    held_out = MNISTDataModule(root=str(unique_root), val_fraction=0.25, download=False)
+    recorder = _ValidatingRecorder()
+    _short_trainer().fit(recorder, datamodule=held_out)
+    assert recorder.validated == 2  # one batch (limit_val_batches=1) after each of 2 epochs
 
 
 def test_shared_mnist_counts(shared_data_root: Path) -> None:

@@ -177,7 +177,8 @@ class WholeTensorDataModule(pl.LightningDataModule):
         image_size: 28, or 32 to pad 2 background pixels per side once at setup (for DCGANs
             whose strided convolutions want a power of two).
         batch_size: images per training, validation and test batch.
-        val_fraction: share of the training split held out for validation, in [0, 1).
+        val_fraction: share of the training split held out for validation, in [0, 1); 0 (a
+            GAN run) holds none out and offers Lightning no val loader.
         split_seed: seeds the train/val partition and, with the epoch, the batch order.
         drop_last: drop the last short training batch so every step sees ``batch_size`` images.
         settings: the subclass's own ``data`` values by key (``{"data.root": root, ...}``),
@@ -224,6 +225,13 @@ class WholeTensorDataModule(pl.LightningDataModule):
         self.drop_last = drop_last
         # split name -> (uint8 images [N, C, S, S], int64 labels [N]); filled by setup().
         self._splits: dict[str, Split] = {}
+        if val_fraction > 0:
+            # Offered only with images held out, and per instance, as Lightning's own
+            # ``LightningDataModule.from_datasets`` offers the loaders it has data for: Lightning
+            # counts a val loader as given when ``val_dataloader`` is overridden, so a class
+            # method would tell every GAN run (val_fraction 0, no validation_step) that it
+            # passed in a val_dataloader it cannot use.
+            self.val_dataloader = self._val_dataloader
 
     # ------------------------------------------------------------------ what a subclass gives
     @property
@@ -384,7 +392,7 @@ class WholeTensorDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True, drop_last=self.drop_last, sharded=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def _val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False, drop_last=False)
 
     def test_dataloader(self) -> DataLoader:
