@@ -225,8 +225,11 @@ def load_classifier(path: str | Path, key: str = "metrics.classifier_ckpt") -> n
     ``key`` names the file's config key in error messages (see :func:`read_classifier_file`).
     """
     payload = read_classifier_file(path, key)
-    # A crafted file must not name arbitrary callables: only gan-lightning's network classes.
-    network = instantiate_network(payload["network"], f"classifier {path}")
+    # Building the network draws its (then overwritten) initial weights from the global random
+    # stream; forked, so a seeded run trains the same with metrics on or off.
+    with torch.random.fork_rng(devices=[]):
+        # A crafted file must not name arbitrary callables: only gan-lightning's network classes.
+        network = instantiate_network(payload["network"], f"classifier {path}")
     load_state_strict(network, payload["state_dict"], f"classifier {path}")
     return network.eval().requires_grad_(False)
 

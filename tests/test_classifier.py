@@ -97,6 +97,17 @@ def test_load_classifier_round_trip_is_frozen_and_identical(tmp_path: Path) -> N
     assert read_classifier_file(path)["dataset"] == "MNIST"
 
 
+def test_loading_the_classifier_leaves_the_global_random_stream_alone(tmp_path: Path) -> None:
+    # A seeded run loads it after seed_everything (metrics, pictures, guidance): building the
+    # network must not shift what training draws next, or metrics on/off train differently.
+    path = make_classifier_file(tmp_path / "clf.pt")
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    load_classifier(path)
+    torch.testing.assert_close(torch.rand(4), expected)
+
+
 def test_missing_classifier_names_the_path_and_the_command(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "MNIST_classifier.pt"
     with pytest.raises(MissingClassifierError) as error:
