@@ -72,6 +72,12 @@ RULES: tuple[Rule, ...] = (
     Rule("model.num_classes", int_at_least(0), "an integer >= 0 (0: unconditional)", False),
     Rule("model.latent_prior", one_of(LATENT_PRIORS), " or ".join(LATENT_PRIORS)),
     Rule("model.width", int_at_least(1), "an integer >= 1", required=False),
+    Rule(
+        "model.clusters",
+        lambda value: one_of((0,))(value) or int_at_least(2)(value),
+        "0 (off) or a number of k-means clusters >= 2, e.g. 50",
+        required=False,
+    ),
     STANDARDIZE_RULE,
     *(
         Rule(f"optim.{net}.{name}", check, allowed, required)

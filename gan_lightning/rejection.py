@@ -124,7 +124,9 @@ def rejection_sample(
     given_labels = None if wanted is None else classes
     z = sample_latents(generator, classes.shape[0], rng=torch.Generator().manual_seed(seed))
     images = generate(generator, z, given_labels, batch_size)
-    scores = discriminator_scores(discriminator, images, given_labels, batch_size)
+    # A cluster-conditioned pair (model.clusters) is judged against the cluster each latent drew.
+    judged_against = generator.cluster_of(z) if getattr(generator, "clusters", 0) else given_labels
+    scores = discriminator_scores(discriminator, images, judged_against, batch_size)
     return images[best_per_class(scores, classes, wanted_classes)], wanted
 
 

@@ -58,6 +58,13 @@ def check_compatible(
                 "tricks.classifier_guidance.alpha is set but no classifier was given; set "
                 "metrics.classifier_ckpt (train one: `python -m gan_lightning.train_classifier`)"
             )
+    clusters = getattr(generator, "clusters", 0)
+    if clusters != getattr(discriminator, "clusters", 0):
+        raise ConfigError(
+            f"The generator draws from {clusters} clusters but the discriminator judges "
+            f"{getattr(discriminator, 'clusters', 0)}; set model.clusters, which both read, "
+            "rather than model.generator.clusters or model.discriminator.clusters"
+        )
     if tricks.lr_decay_to is not None and has_scheduler:
         raise ConfigError(
             f"tricks.lr_decay_to={tricks.lr_decay_to} and scheduler.g / scheduler.d "

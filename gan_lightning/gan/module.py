@@ -40,6 +40,7 @@ from gan_lightning.errors import CheckpointError
 from gan_lightning.gan import ema as ema_lib
 from gan_lightning.gan import health
 from gan_lightning.gan.augment import AdaptiveTranslation, diff_augment
+from gan_lightning.gan.clusters import ImageClusters
 from gan_lightning.gan.guard import NonFiniteGuard
 from gan_lightning.gan.losses import GANLoss
 from gan_lightning.gan.regularizers import DiscriminatorPenalties, LeCam
@@ -56,7 +57,8 @@ from gan_lightning.runs.checkpoints import state_mismatch
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
-#: A batch of fakes and the labels they were drawn for (None for an unconditional G).
+#: A batch of fakes and what D judges them against: the labels they were drawn for, or their
+#: clusters (``model.clusters``); None for an unconditional G.
 Fakes = tuple[Tensor, Tensor | None]
 
 
@@ -124,6 +126,12 @@ class GANModule(pl.LightningModule):
             if ada.target is not None
             else None
         )
+        clusters = getattr(generator, "clusters", 0)
+        self.clusters = (
+            ImageClusters(clusters, generator.channels * generator.image_size**2)
+            if clusters
+            else None
+        )
         self.progress = 0.0  # share of the run done, set every batch (gan/schedules.py)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
@@ -147,6 +155,20 @@ class GANModule(pl.LightningModule):
         self.register_buffer("fixed_labels", fixed_labels)
 
     # ------------------------------------------------------------------ set-up
+    def setup(self, stage: str) -> None:
+        """Fit the clusters (``model.clusters``) to the training images, once, before training.
+
+        A resumed run fits them again and then loads the checkpoint's, which are the same:
+        k-means here depends on the images alone.
+        """
+        if self.clusters is None or stage != "fit":
+            return
+        images = self.trainer.datamodule.real_images("train")
+        shares = self.clusters.fit(images)
+        for generator in (self.generator, self.g_ema):
+            if generator is not None:
+                generator.cluster_shares.copy_(shares)
+
     def configure_model(self) -> None:
         if self.memory_format == torch.channels_last:
             # 4-D weights only: Module.to(memory_format=...) leaves linear layers alone.
@@ -188,8 +210,7 @@ class GANModule(pl.LightningModule):
 
     def generate(self, batch_size: int, labels: Tensor | None = None) -> Tensor:
         """Fakes from the live generator (with gradients), as the training step needs them."""
-        z = sample_latents(self.generator, batch_size, device=self.device)
-        return self.generator(z, labels)
+        return self._fakes(batch_size, labels)[0]
 
     def sampling_generator(self) -> nn.Module:
         """The generator to sample from: the EMA copy if enabled, with matching BN statistics.
@@ -309,13 +330,21 @@ class GANModule(pl.LightningModule):
         real, labels = batch
         if self.memory_format == torch.channels_last:
             real = real.contiguous(memory_format=self.memory_format)
+        if self.clusters is not None:  # D judges each image against its cluster
+            return real, self.clusters.assign(real)
         # Projection discriminators judge real images against their true class.
         return real, labels if self.conditional else None
 
-    def _fakes(self, batch_size: int) -> Fakes:
-        """Fresh fakes from the live generator (graph kept: G's step backpropagates through)."""
-        labels = self.sample_labels(batch_size)
-        return self.generate(batch_size, labels), labels
+    def _fakes(self, batch_size: int, labels: Tensor | None = None) -> Fakes:
+        """Fresh fakes from the live generator (graph kept: G's step backpropagates through),
+        and what D judges them against: their labels, or the clusters their latents picked."""
+        if labels is None:
+            labels = self.sample_labels(batch_size)
+        z = sample_latents(self.generator, batch_size, device=self.device)
+        images = self.generator(z, labels)
+        if self.clusters is not None:
+            labels = self.generator.cluster_of(z)
+        return images, labels
 
     def _discriminator_inputs(self, images: Tensor) -> Tensor:
         """What D sees of real and fake alike: DiffAugment, adaptive translation, then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -10,6 +11,7 @@ from torch import Tensor, nn
 
 from gan_lightning.networks.latents import check_latent_prior
 from gan_lightning.networks.layers import MinibatchStdDev, Reshape, block, require_labels
+from gan_lightning.errors import ConfigError
 from gan_lightning.rules import Rule, is_bool, one_of, refuse_broken
 
 CONDITIONING = ("none", "projection")
@@ -21,9 +23,16 @@ class CGANGenerator(nn.Module):
     With ``num_classes=0`` it is the same network without labels (``model=dcgan28``): a
     DCGAN-style generator at native 28x28 with 64 channels at full resolution. ``channels=3``
     draws RGB images (``data.channels=3``) with one wider last convolution, nothing else.
+
+    ``clusters=K`` (unconditional only, :mod:`gan_lightning.gan.clusters`) feeds it one-hot the
+    cluster its latent picks: z's first entry, through its prior's CDF, chooses among the K
+    clusters in proportion to ``cluster_shares``, which training sets to the clusters' shares
+    of the training images. The choice lives in z, so everything that samples a generator
+    draws plain latents and gets training's proportions.
     """
 
     image_size = 28
+    cluster_shares: Tensor
 
     def __init__(
         self,
@@ -31,15 +40,26 @@ class CGANGenerator(nn.Module):
         num_classes: int = 10,
         latent_prior: str = "gaussian",
         channels: int = 1,
+        clusters: int = 0,
     ) -> None:
         super().__init__()
+        if clusters and num_classes:
+            raise ConfigError(
+                f"model.clusters={clusters} gives an unconditional generator a cluster to draw, "
+                f"but this one is conditional (model.num_classes={num_classes}); its labels "
+                "already choose what it draws. Use model.clusters=0 or model=dcgan28"
+            )
         self.latent_dim = latent_dim
         self.num_classes = num_classes
+        self.clusters = clusters
         self.channels = channels
         self.latent_prior = check_latent_prior(latent_prior)
+        self.register_buffer("cluster_shares", torch.full((clusters,), 1.0 / max(clusters, 1)))
         self.net = nn.Sequential(
             *block(
-                nn.Linear(num_classes + latent_dim, 128 * 7 * 7), nn.LeakyReLU(0.2), batch_norm=True
+                nn.Linear(num_classes + clusters + latent_dim, 128 * 7 * 7),
+                nn.LeakyReLU(0.2),
+                batch_norm=True,
             ),
             Reshape(128, 7, 7),
             *block(nn.ConvTranspose2d(128, 128, 4, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
@@ -48,7 +68,21 @@ class CGANGenerator(nn.Module):
             nn.Tanh(),
         )
 
+    def cluster_of(self, z: Tensor) -> Tensor:
+        """The cluster each latent draws (``clusters`` > 0), ``[B]``: z's first entry is mapped
+        to a uniform number by its prior's CDF and looked up in the cumulative shares."""
+        first = z[:, 0].float()
+        if self.latent_prior == "uniform":
+            uniform = (first + 1) / 2
+        else:
+            uniform = 0.5 * (1 + torch.erf(first / math.sqrt(2)))
+        bounds = self.cluster_shares.float().cumsum(0)
+        return torch.searchsorted(bounds, uniform * bounds[-1], right=True).clamp(max=self.clusters - 1)
+
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.clusters:
+            cluster = F.one_hot(self.cluster_of(z), self.clusters).to(z.dtype)
+            return self.net(torch.cat([cluster, z], dim=1))
         if not self.num_classes:
             return self.net(z)
         labels = require_labels(labels, type(self).__name__)
@@ -65,7 +99,9 @@ class CGANDiscriminator(nn.Module):
     matches its label and conditional generation works without a classifier. ``channels`` is
     the images' (1, or 3 for RGB). ``minibatch_std`` shows the last conv the spread within
     groups of 4 images (:class:`MinibatchStdDev`), so D can punish a generator that draws too
-    little variety.
+    little variety. ``clusters=K`` is the same projection over the K clusters of the training
+    images (:mod:`gan_lightning.gan.clusters`) for an unconditional pair: ``labels`` are then
+    each image's cluster, and ``conditioning`` (which is about classes) must stay ``none``.
     """
 
     RULES: ClassVar[tuple[Rule, ...]] = (
@@ -82,7 +118,14 @@ class CGANDiscriminator(nn.Module):
         batch_norm: bool = True,
         channels: int = 1,
         minibatch_std: bool = False,
+        clusters: int = 0,
     ) -> None:
+        if clusters and (num_classes or conditioning != "none"):
+            raise ConfigError(
+                f"model.clusters={clusters} makes D judge images against their cluster, for an "
+                f"unconditional model; this D has num_classes={num_classes} and "
+                f"conditioning={conditioning!r}. Use model.clusters=0 for class labels"
+            )
         refuse_broken(
             self.RULES,
             {
@@ -93,6 +136,7 @@ class CGANDiscriminator(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.conditioning = conditioning
+        self.clusters = clusters
         self.features = nn.Sequential(
             *block(nn.Conv2d(channels, 32, 3, 2, 1), nn.LeakyReLU(0.2)),
             *block(nn.Conv2d(32, 64, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
@@ -107,8 +151,9 @@ class CGANDiscriminator(nn.Module):
         )
         self.linear = nn.Linear(self.feature_dim, 1)
         self.embed: nn.Embedding | None = None
-        if conditioning == "projection":
-            self.embed = nn.Embedding(num_classes, self.feature_dim)
+        projected = clusters or (num_classes if conditioning == "projection" else 0)
+        if projected:
+            self.embed = nn.Embedding(projected, self.feature_dim)
             # N(0, 1) rows summed over 4096 features would swamp the unconditional logit.
             nn.init.xavier_uniform_(self.embed.weight)
 
@@ -117,5 +162,5 @@ class CGANDiscriminator(nn.Module):
         logits = self.linear(h).reshape(images.shape[0])
         if self.embed is None:
             return logits
-        labels = require_labels(labels, f"{type(self).__name__}(conditioning='projection')")
+        labels = require_labels(labels, f"{type(self).__name__} with a projection term")
         return logits + (self.embed(labels.long()) * h).sum(dim=1)

@@ -1,0 +1,140 @@
+"""``model.clusters``: k-means clusters of the training images as an unconditional GAN's labels.
+
+k-means against blobs whose answer is known, the generator's cluster choice against the shares
+it is given, the module feeding D each image's cluster, and the clusters surviving a checkpoint.
+No quality figure is asserted here (benchmarks/quality_curve.py measures those).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from gan_lightning.build import build_gan_module, build_trainer
+from gan_lightning.config import validate
+from gan_lightning.errors import ConfigError
+from gan_lightning.gan.clusters import ImageClusters, kmeans
+from gan_lightning.generation import load_generator
+from gan_lightning.networks.cgan import CGANDiscriminator, CGANGenerator
+from gan_lightning.networks.latents import sample_latents
+from gan_lightning.rejection import rejection_sample
+
+
+def three_blobs() -> tuple[torch.Tensor, torch.Tensor]:
+    """60, 30 and 10 points around three far-apart centres in 5-D, and the centres."""
+    centres = torch.tensor([[0.0] * 5, [10.0] * 5, [-10.0, 10.0, -10.0, 10.0, -10.0]])
+    noise = torch.randn(100, 5, generator=torch.Generator().manual_seed(0)) * 0.1
+    points = torch.cat([centres[0] + noise[:60], centres[1] + noise[60:90], centres[2] + noise[90:]])
+    return points, centres
+
+
+def test_kmeans_finds_the_blobs_and_leaves_the_global_random_stream_alone() -> None:
+    points, centres = three_blobs()
+    torch.manual_seed(5)
+    expected_next = torch.rand(3)
+    torch.manual_seed(5)
+    centroids = kmeans(points, 3)
+    torch.testing.assert_close(torch.rand(3), expected_next)
+    nearest = torch.cdist(centres, centroids).min(dim=1).values
+    assert nearest.max() < 0.1
+    torch.testing.assert_close(kmeans(points, 3), centroids)  # the data alone decides
+    with pytest.raises(ValueError, match="k=1"):
+        kmeans(points, 1)
+
+
+def test_image_clusters_give_each_clusters_share_and_the_nearest_centroid() -> None:
+    points, centres = three_blobs()
+    clusters = ImageClusters(3, 5)
+    shares = clusters.fit(points.reshape(100, 1, 1, 5))
+    assert sorted(shares.tolist()) == pytest.approx([0.1, 0.3, 0.6])
+    labels = clusters.assign(centres)
+    assert sorted(labels.tolist()) == [0, 1, 2]
+    assert shares[labels[0]] == pytest.approx(0.6)  # the first blob held 60 of the 100 points
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "uniform"])
+def test_the_generator_draws_clusters_in_the_shares_it_is_given(prior: str) -> None:
+    generator = CGANGenerator(num_classes=0, clusters=3, latent_prior=prior).eval()
+    generator.cluster_shares.copy_(torch.tensor([0.5, 0.2, 0.3]))
+    z = sample_latents(generator, 30_000, rng=torch.Generator().manual_seed(0))
+    drawn = torch.bincount(generator.cluster_of(z), minlength=3) / 30_000
+    assert drawn.tolist() == pytest.approx([0.5, 0.2, 0.3], abs=0.01)
+    # The choice is z's first entry alone: moving it from one end to the other changes the
+    # cluster, and with it the image.
+    low, high = z[:1].clone(), z[:1].clone()
+    low[0, 0], high[0, 0] = -0.99, 0.99
+    assert generator.cluster_of(low).item() == 0 and generator.cluster_of(high).item() == 2
+    with torch.no_grad():
+        assert not torch.allclose(generator(low), generator(high))
+
+
+def test_clusters_are_for_unconditional_pairs_only() -> None:
+    with pytest.raises(ConfigError, match="model.clusters=5 .* conditional"):
+        CGANGenerator(num_classes=10, clusters=5)
+    with pytest.raises(ConfigError, match="model.clusters=5 .* conditioning='projection'"):
+        CGANDiscriminator(num_classes=0, conditioning="projection", clusters=5)
+    disc = CGANDiscriminator(num_classes=0, clusters=5, batch_norm=False).eval()
+    images = torch.rand(4, 1, 28, 28) * 2 - 1
+    with torch.no_grad():  # the projection term: the same images judged against other clusters
+        assert not torch.allclose(disc(images, torch.zeros(4)), disc(images, torch.ones(4)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.clusters=1"], "model.clusters=1 is not allowed"),
+        (["model.generator.clusters=4"], "draws from 4 clusters but the discriminator judges 0"),
+    ],
+)
+def test_bad_cluster_settings_are_refused_by_key(compose_train, overrides, message) -> None:
+    cfg = compose_train(["model=dcgan28", *overrides])
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg)  # a value out of range, before anything is built ...
+        build_gan_module(cfg)  # ... and two networks that disagree, once they are
+
+
+def test_training_fits_the_clusters_feeds_d_them_and_keeps_them_in_checkpoints(
+    compose_train, tmp_path: Path
+) -> None:
+    cfg = compose_train(
+        [
+            "experiment=best",
+            "model.clusters=4",
+            "trainer.precision=32-true",
+            "data.batch_size=8",
+            "trainer.max_epochs=1",
+            "trainer.max_time=null",
+            "trainer.limit_train_batches=3",
+            "callbacks.generative_metrics=null",
+            "callbacks.training_pictures=null",
+        ]
+    )
+    module = build_gan_module(cfg)
+    datamodule = instantiate(cfg.data)
+    build_trainer(cfg).fit(module, datamodule=datamodule)
+
+    reals = datamodule.real_images("train")
+    expected_shares = torch.bincount(module.clusters.assign(reals), minlength=4) / len(reals)
+    assert module.clusters.centroids.abs().sum() > 0
+    torch.testing.assert_close(module.generator.cluster_shares, expected_shares)
+    torch.testing.assert_close(module.g_ema.cluster_shares, expected_shares)
+    # D judges a real batch against its images' clusters, and fakes against the ones drawn.
+    _, real_labels = module._real_batch((reals[:8], torch.zeros(8, dtype=torch.long)))
+    torch.testing.assert_close(real_labels, module.clusters.assign(reals[:8]))
+    torch.manual_seed(0)
+    z = sample_latents(module.generator, 8)
+    torch.manual_seed(0)
+    _, fake_labels = module._fakes(8)
+    torch.testing.assert_close(fake_labels, module.generator.cluster_of(z))
+
+    # A checkpoint alone samples with training's shares (sample, evaluate, rejection).
+    generator, _ = load_generator(tmp_path / "run" / "checkpoints" / "last.ckpt", use_ema=True)
+    torch.testing.assert_close(generator.cluster_shares, expected_shares)
+    assert generator.num_classes == 0  # to everything that samples it, an unconditional G
+    images, labels = rejection_sample(
+        generator, module.discriminator.eval(), num_samples=6, seed=0, keep=0.5
+    )
+    assert images.shape == (6, 1, 28, 28) and labels is None
