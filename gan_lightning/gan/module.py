@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from gan_lightning.compat import step_metrics_due
-from gan_lightning.errors import CheckpointError
+from gan_lightning.errors import CheckpointError, ConfigError
 from gan_lightning.gan import ema as ema_lib
 from gan_lightning.gan import health
 from gan_lightning.gan.augment import AdaptiveTranslation, diff_augment
@@ -163,7 +163,13 @@ class GANModule(pl.LightningModule):
         """
         if self.clusters is None or stage != "fit":
             return
-        images = self.trainer.datamodule.real_images("train")
+        datamodule = self.trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "real_images"):
+            raise ConfigError(
+                "model.clusters fits its clusters to the training images of the run's data "
+                "module (the `data` group); trainer.fit was given none"
+            )
+        images = datamodule.real_images("train")
         shares = self.clusters.fit(images)
         for generator in (self.generator, self.g_ema):
             if generator is not None:
