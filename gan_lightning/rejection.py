@@ -115,7 +115,10 @@ def rejection_sample(
     """``num_samples`` images D rates most real among ``num_samples / keep``, and their labels.
 
     The counterpart of :func:`~gan_lightning.generation.draw_samples` with the same arguments and
-    the same labels; the candidates' latents come from ``seed`` alone, all drawn at once.
+    the same labels; the candidates' latents come from ``seed`` alone, all drawn at once. A
+    cluster-conditioned generator (``model.clusters``) is selected cluster by cluster, each
+    judged against its cluster, so the clusters keep their shares: D's favourite clusters
+    would otherwise crowd out the rest (FID 24 to 129 on ``experiment=best``).
     """
     wanted = requested_labels(generator, num_samples, digit)
     # An unconditional G is one class for the selection, and G and D are given no labels.
@@ -124,8 +127,12 @@ def rejection_sample(
     given_labels = None if wanted is None else classes
     z = sample_latents(generator, classes.shape[0], rng=torch.Generator().manual_seed(seed))
     images = generate(generator, z, given_labels, batch_size)
-    # A cluster-conditioned pair (model.clusters) is judged against the cluster each latent drew.
-    judged_against = generator.cluster_of(z) if getattr(generator, "clusters", 0) else given_labels
+    judged_against = given_labels
+    if getattr(generator, "clusters", 0):
+        # The first num_samples candidates are a plain sample: their clusters are the shares to
+        # keep, and every cluster has at least that many candidates.
+        classes = judged_against = generator.cluster_of(z)
+        wanted_classes = classes[:num_samples]
     scores = discriminator_scores(discriminator, images, judged_against, batch_size)
     return images[best_per_class(scores, classes, wanted_classes)], wanted
 

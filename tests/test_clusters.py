@@ -17,7 +17,7 @@ from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.config import validate
 from gan_lightning.errors import ConfigError
 from gan_lightning.gan.clusters import ImageClusters, kmeans
-from gan_lightning.generation import load_generator
+from gan_lightning.generation import generate, load_generator
 from gan_lightning.networks.cgan import CGANDiscriminator, CGANGenerator
 from gan_lightning.networks.latents import sample_latents
 from gan_lightning.rejection import rejection_sample
@@ -72,6 +72,8 @@ def test_the_generator_draws_clusters_in_the_shares_it_is_given(prior: str) -> N
 
 
 def test_clusters_are_for_unconditional_pairs_only() -> None:
+    # Without clusters the state is what it always was: older checkpoints still load.
+    assert "cluster_shares" not in CGANGenerator(num_classes=10).state_dict()
     with pytest.raises(ConfigError, match="model.clusters=5 .* conditional"):
         CGANGenerator(num_classes=10, clusters=5)
     with pytest.raises(ConfigError, match="model.clusters=5 .* conditioning='projection'"):
@@ -138,3 +140,34 @@ def test_training_fits_the_clusters_feeds_d_them_and_keeps_them_in_checkpoints(
         generator, module.discriminator.eval(), num_samples=6, seed=0, keep=0.5
     )
     assert images.shape == (6, 1, 28, 28) and labels is None
+
+
+class FavoursClusterZero(torch.nn.Module):
+    """A discriminator that rates every image of cluster 0 above every other image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(100.0))
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return -self.scale * labels.float() + images.mean(dim=(1, 2, 3))
+
+
+def test_rejection_selects_within_each_cluster_so_the_shares_stay() -> None:
+    generator = CGANGenerator(num_classes=0, clusters=3).eval()
+    generator.cluster_shares.copy_(torch.tensor([0.5, 0.3, 0.2]))
+    images, labels = rejection_sample(
+        generator, FavoursClusterZero(), num_samples=40, seed=0, keep=0.5
+    )
+    assert labels is None
+    z = sample_latents(generator, 80, rng=torch.Generator().manual_seed(0))
+    candidates, clusters = generate(generator, z), generator.cluster_of(z)
+    picked = torch.tensor(
+        [(candidates == image).flatten(1).all(dim=1).nonzero()[0].item() for image in images]
+    )
+    # Judged across clusters, all 40 would come from cluster 0; chosen within each, the
+    # clusters keep the counts of a plain sample of 40 (the first 40 candidates).
+    assert torch.equal(
+        torch.bincount(clusters[picked], minlength=3), torch.bincount(clusters[:40], minlength=3)
+    )
+    assert (torch.bincount(clusters[picked], minlength=3) > 0).all()

@@ -54,7 +54,8 @@ class CGANGenerator(nn.Module):
         self.clusters = clusters
         self.channels = channels
         self.latent_prior = check_latent_prior(latent_prior)
-        self.register_buffer("cluster_shares", torch.full((clusters,), 1.0 / max(clusters, 1)))
+        if clusters:  # only then: checkpoints of the plain networks hold no such buffer
+            self.register_buffer("cluster_shares", torch.full((clusters,), 1.0 / clusters))
         self.net = nn.Sequential(
             *block(
                 nn.Linear(num_classes + clusters + latent_dim, 128 * 7 * 7),
