@@ -146,4 +146,3 @@ def test_checkpoints_hold_only_plain_data(trained_run: Path) -> None:
     assert states["numpy"][0] == "MT19937" and len(states["numpy"][1]) == 624
     assert len(states["python"][1]) == 625
     assert checkpoint["gan_counters"] == {"d_steps": 8, "g_steps": 8, "skipped_steps": 0}
-

@@ -27,7 +27,9 @@ def three_blobs() -> tuple[torch.Tensor, torch.Tensor]:
     """60, 30 and 10 points around three far-apart centres in 5-D, and the centres."""
     centres = torch.tensor([[0.0] * 5, [10.0] * 5, [-10.0, 10.0, -10.0, 10.0, -10.0]])
     noise = torch.randn(100, 5, generator=torch.Generator().manual_seed(0)) * 0.1
-    points = torch.cat([centres[0] + noise[:60], centres[1] + noise[60:90], centres[2] + noise[90:]])
+    points = torch.cat(
+        [centres[0] + noise[:60], centres[1] + noise[60:90], centres[2] + noise[90:]]
+    )
     return points, centres
 
 

@@ -155,7 +155,9 @@ def test_cgan_discriminator_minibatch_std_shows_it_the_spread_of_the_batch() -> 
         torch.testing.assert_close(plain(images, labels)[0], plain(changed, labels)[0])
         # A short last batch (not a multiple of the group) still works.
         assert disc(images[:3], labels[:3]).shape == (3,)
-    with pytest.raises(ValueError, match="minibatch_std=4 is not allowed; it must be true or false"):
+    with pytest.raises(
+        ValueError, match="minibatch_std=4 is not allowed; it must be true or false"
+    ):
         CGANDiscriminator(minibatch_std=4)
 
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_lightning.errors import ConfigError
 from gan_lightning.networks.latents import check_latent_prior
 from gan_lightning.networks.layers import MinibatchStdDev, Reshape, block, require_labels
-from gan_lightning.errors import ConfigError
 from gan_lightning.rules import Rule, is_bool, one_of, refuse_broken
 
 CONDITIONING = ("none", "projection")
@@ -78,7 +78,9 @@ class CGANGenerator(nn.Module):
         else:
             uniform = 0.5 * (1 + torch.erf(first / math.sqrt(2)))
         bounds = self.cluster_shares.float().cumsum(0)
-        return torch.searchsorted(bounds, uniform * bounds[-1], right=True).clamp(max=self.clusters - 1)
+        return torch.searchsorted(bounds, uniform * bounds[-1], right=True).clamp(
+            max=self.clusters - 1
+        )
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         if self.clusters:
