@@ -155,14 +155,14 @@ def test_r1_adds_its_term_and_changes_the_discriminator_update(compose_train) ->
 
 # ---------------------------------------------------------------------------- fake reuse
 class _Recorded:
-    """Stands in for ``GANModule.generate``: the same latents, in order, for two modules."""
+    """Stands in for ``GANModule.draw_latents``: the same latents, in order, for two modules."""
 
-    def __init__(self, module, latents: list[torch.Tensor]) -> None:
-        self.module, self.latents, self.calls = module, list(latents), 0
+    def __init__(self, latents: list[torch.Tensor]) -> None:
+        self.latents, self.calls = list(latents), 0
 
-    def __call__(self, batch_size: int, labels=None) -> torch.Tensor:
+    def __call__(self, batch_size: int) -> torch.Tensor:
         self.calls += 1
-        return self.module.generator(self.latents.pop(0)[:batch_size], labels)
+        return self.latents.pop(0)[:batch_size]
 
 
 @pytest.mark.parametrize(
@@ -190,7 +190,7 @@ def test_reused_fakes_give_exactly_the_update_of_fresh_fakes_from_the_same_laten
         module = build_gan_module(compose_train([*base, f"tricks.reuse_fakes={reuse}"]))
         # Without reuse D and the first G step each draw: give both the same latents.
         latents = [z[0], z[0], *z[1:g_steps]] if not reuse else [z[0], *z[1:g_steps]]
-        recorders[reuse] = module.generate = _Recorded(module, latents)
+        recorders[reuse] = module.draw_latents = _Recorded(latents)
         torch.manual_seed(2)
         modules[reuse] = fit(compose_train([*base, f"tricks.reuse_fakes={reuse}"]), 1, module)
     assert (recorders[False].calls, recorders[True].calls) == (1 + g_steps, g_steps)

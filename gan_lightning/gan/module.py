@@ -214,6 +214,10 @@ class GANModule(pl.LightningModule):
             return None
         return torch.randint(self.generator.num_classes, (batch_size,), device=self.device)
 
+    def draw_latents(self, batch_size: int) -> Tensor:
+        """The latents of one batch of training fakes, from the global (checkpointed) stream."""
+        return sample_latents(self.generator, batch_size, device=self.device)
+
     def generate(self, batch_size: int, labels: Tensor | None = None) -> Tensor:
         """Fakes from the live generator (with gradients), as the training step needs them."""
         return self._fakes(batch_size, labels)[0]
@@ -346,7 +350,7 @@ class GANModule(pl.LightningModule):
         and what D judges them against: their labels, or the clusters their latents picked."""
         if labels is None:
             labels = self.sample_labels(batch_size)
-        z = sample_latents(self.generator, batch_size, device=self.device)
+        z = self.draw_latents(batch_size)
         images = self.generator(z, labels)
         if self.clusters is not None:
             labels = self.generator.cluster_of(z)
