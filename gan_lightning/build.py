@@ -109,9 +109,15 @@ def skip_nvml_probe_without_cuda() -> None:
 
 
 def silence_known_lightning_warnings() -> None:
-    """Hide a warning every run would print that asks nothing of the user: Lightning 2.6 calls
-    a torch pytree API that torch 2.10+ deprecates."""
+    """Hide warnings every run would print that ask nothing of the user.
+
+    Lightning 2.6 calls a torch pytree API that torch 2.10+ deprecates. And it warns of every
+    module in eval mode at the start of fit, which in every run here means the averaged
+    generator and the guiding classifier, frozen on purpose; ``GANModule.on_fit_start`` checks
+    the two networks that train instead.
+    """
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start")
 
 
 def build_trainer(cfg: DictConfig, **overrides: Any) -> pl.Trainer:

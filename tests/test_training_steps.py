@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -226,3 +228,20 @@ def test_channels_last_keeps_conv_weights_and_batches_in_nhwc(compose_train) -> 
     conv_weights = [p for p in module.parameters() if p.dim() == 4]
     assert conv_weights and all(p.is_contiguous(memory_format=NHWC) for p in conv_weights)
     assert seen and all(seen)  # real and fake D inputs alike
+
+
+def test_only_a_training_network_left_in_eval_mode_is_warned_of(compose_train) -> None:
+    # The averaged G is frozen on purpose and says nothing; a generator left in eval mode
+    # (its BatchNorm would train on running statistics) is named.
+    from gan_lightning.build import silence_known_lightning_warnings
+
+    cfg = compose_train(["experiment=best", "trainer.max_time=null"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        silence_known_lightning_warnings()
+        fit(cfg, batches=1)
+    assert not [w for w in caught if "eval mode" in str(w.message)]
+    module = build_gan_module(cfg)
+    module.generator.eval()
+    with pytest.warns(UserWarning, match=r"\d+ module\(s\) of the generator are in eval mode"):
+        fit(cfg, batches=1, module=module)

@@ -453,5 +453,22 @@ class GANModule(pl.LightningModule):
         if "epoch_means" in checkpoint:
             self.epoch_means.load_state_dict(checkpoint["epoch_means"])
 
+    def on_fit_start(self) -> None:
+        """Warn of networks left in eval mode, as Lightning would if it could tell them apart.
+
+        Lightning's own check counts every module, so it fired in every run for the averaged
+        generator and the guiding classifier, frozen on purpose (``train``); it is silenced
+        (``build.silence_known_lightning_warnings``) and this one looks at what trains.
+        """
+        for name in ("generator", "discriminator"):
+            frozen = [part for part, m in getattr(self, name).named_modules() if not m.training]
+            if frozen:
+                rank_zero_warn(
+                    f"{len(frozen)} module(s) of the {name} are in eval mode at the start of "
+                    f"training (the first: {frozen[0] or type(getattr(self, name)).__name__}), "
+                    "so its BatchNorm and Dropout behave as when sampling. Leave a network's "
+                    "mode to Lightning, or call .train() on it before fit."
+                )
+
     def on_train_start(self) -> None:
         self.epoch_means.to(self.device)
