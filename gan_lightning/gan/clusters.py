@@ -6,8 +6,8 @@ samples. Cluster-conditioned GANs (Sage et al., CVPR 2018; Liu et al.'s self-con
 CVPR 2020) give it a discrete choice instead, without any labels: the training images are
 grouped by k-means, the generator picks a cluster from its latent, and the discriminator judges
 each image against its cluster (a projection term), as a conditional GAN does with classes.
-Here the clusters are fitted once, in pixel space, before training: on MNIST 50 clusters are 81%
-pure in digit and cost about a second.
+Here the clusters are fitted once, in pixel space, before training: on the 6,309 MNIST digits
+here, 30 clusters (``experiment=best``) are 76% pure in digit and take 0.85 s to fit.
 """
 
 from __future__ import annotations

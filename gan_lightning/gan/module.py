@@ -218,10 +218,6 @@ class GANModule(pl.LightningModule):
         """The latents of one batch of training fakes, from the global (checkpointed) stream."""
         return sample_latents(self.generator, batch_size, device=self.device)
 
-    def generate(self, batch_size: int, labels: Tensor | None = None) -> Tensor:
-        """Fakes from the live generator (with gradients), as the training step needs them."""
-        return self._fakes(batch_size, labels)[0]
-
     def sampling_generator(self) -> nn.Module:
         """The generator to sample from: the EMA copy if enabled, with matching BN statistics.
 
@@ -345,11 +341,10 @@ class GANModule(pl.LightningModule):
         # Projection discriminators judge real images against their true class.
         return real, labels if self.conditional else None
 
-    def _fakes(self, batch_size: int, labels: Tensor | None = None) -> Fakes:
+    def _fakes(self, batch_size: int) -> Fakes:
         """Fresh fakes from the live generator (graph kept: G's step backpropagates through),
         and what D judges them against: their labels, or the clusters their latents picked."""
-        if labels is None:
-            labels = self.sample_labels(batch_size)
+        labels = self.sample_labels(batch_size)
         z = self.draw_latents(batch_size)
         images = self.generator(z, labels)
         if self.clusters is not None:
