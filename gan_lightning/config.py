@@ -75,7 +75,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "model.clusters",
         lambda value: one_of((0,))(value) or int_at_least(2)(value),
-        "0 (off) or a number of k-means clusters >= 2, e.g. 30",
+        "0 (off) or a number of k-means clusters >= 2 (within each class if conditional), e.g. 30",
         required=False,
     ),
     STANDARDIZE_RULE,

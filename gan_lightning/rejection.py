@@ -131,7 +131,7 @@ def rejection_sample(
     if getattr(generator, "clusters", 0):
         # The first num_samples candidates are a plain sample: their clusters are the shares to
         # keep, and every cluster has at least that many candidates.
-        classes = judged_against = generator.cluster_of(z)
+        classes = judged_against = generator.cluster_of(z, given_labels)
         wanted_classes = classes[:num_samples]
     scores = discriminator_scores(discriminator, images, judged_against, batch_size)
     return images[best_per_class(scores, classes, wanted_classes)], wanted

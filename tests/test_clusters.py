@@ -73,17 +73,55 @@ def test_the_generator_draws_clusters_in_the_shares_it_is_given(prior: str) -> N
         assert not torch.allclose(generator(low), generator(high))
 
 
-def test_clusters_are_for_unconditional_pairs_only() -> None:
+def test_clusters_pair_with_classes_only_through_the_projection_term() -> None:
     # Without clusters the state is what it always was: older checkpoints still load.
     assert "cluster_shares" not in CGANGenerator(num_classes=10).state_dict()
-    with pytest.raises(ConfigError, match="model.clusters=5 .* conditional"):
-        CGANGenerator(num_classes=10, clusters=5)
+    with pytest.raises(ConfigError, match="num_classes=10 and conditioning='none'"):
+        CGANDiscriminator(num_classes=10, conditioning="none", clusters=5)
     with pytest.raises(ConfigError, match="model.clusters=5 .* conditioning='projection'"):
         CGANDiscriminator(num_classes=0, conditioning="projection", clusters=5)
     disc = CGANDiscriminator(num_classes=0, clusters=5, batch_norm=False).eval()
     images = torch.rand(4, 1, 28, 28) * 2 - 1
     with torch.no_grad():  # the projection term: the same images judged against other clusters
         assert not torch.allclose(disc(images, torch.zeros(4)), disc(images, torch.ones(4)))
+
+
+def test_clusters_within_classes_are_fitted_and_assigned_class_by_class() -> None:
+    points, _ = three_blobs()
+    # Two classes over the same three blobs: class 0 holds blobs 0 and 1, class 1 blob 2 and
+    # a copy of blob 0, so one blob belongs to both and only the label tells them apart.
+    images = torch.cat([points, points[:60]])
+    labels = torch.cat([torch.zeros(90), torch.ones(10), torch.ones(60)]).long()
+    clusters = ImageClusters(2, 5, classes=2)
+    shares = clusters.fit(images, labels)
+    assert shares.shape == (4,)
+    assert sorted(shares[:2].tolist()) == pytest.approx([1 / 3, 2 / 3])  # 30 and 60 of 90
+    assert sorted(shares[2:].tolist()) == pytest.approx([1 / 7, 6 / 7])  # 10 and 60 of 70
+    assigned = clusters.assign(images, labels)
+    assert torch.equal(assigned // 2, labels)  # each image among its own class's clusters
+    same_image = points[:1].expand(2, -1)
+    both = clusters.assign(same_image, torch.tensor([0, 1]))
+    assert both[0] // 2 == 0 and both[1] // 2 == 1
+    with pytest.raises(ValueError, match="labels"):
+        clusters.assign(images)
+    with pytest.raises(ValueError, match="class 1 has 1 training images, fewer than the 2"):
+        ImageClusters(2, 5, classes=2).fit(points[:3], torch.tensor([0, 0, 1]))
+
+
+def test_a_conditional_generator_draws_its_labels_clusters_in_their_shares() -> None:
+    generator = CGANGenerator(num_classes=2, clusters=3).eval()
+    generator.cluster_shares.copy_(torch.tensor([0.5, 0.2, 0.3, 0.1, 0.1, 0.8]))
+    z = sample_latents(generator, 40_000, rng=torch.Generator().manual_seed(0))
+    labels = torch.arange(40_000) % 2
+    drawn = generator.cluster_of(z, labels)
+    assert torch.equal(drawn // 3, labels)  # always one of its own label's clusters
+    assert (torch.bincount(drawn, minlength=6) / 20_000).tolist() == pytest.approx(
+        [0.5, 0.2, 0.3, 0.1, 0.1, 0.8], abs=0.015
+    )
+    with torch.no_grad():  # the same latent asks another digit's cluster for the other label
+        assert not torch.allclose(generator(z[:1], labels[:1]), generator(z[:1], 1 - labels[:1]))
+    with pytest.raises(ValueError, match="labels"):
+        generator.cluster_of(z)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +169,7 @@ def test_training_fits_the_clusters_feeds_d_them_and_keeps_them_in_checkpoints(
     torch.manual_seed(0)
     z = sample_latents(module.generator, 8)
     torch.manual_seed(0)
-    _, fake_labels = module._fakes(8)
+    fake_labels = module._fakes(8).labels
     torch.testing.assert_close(fake_labels, module.generator.cluster_of(z))
 
     # A checkpoint alone samples with training's shares (sample, evaluate, rejection).
@@ -142,6 +180,53 @@ def test_training_fits_the_clusters_feeds_d_them_and_keeps_them_in_checkpoints(
         generator, module.discriminator.eval(), num_samples=6, seed=0, keep=0.5
     )
     assert images.shape == (6, 1, 28, 28) and labels is None
+
+
+def test_conditional_training_fits_clusters_within_each_digit(
+    compose_train, tmp_path: Path
+) -> None:
+    cfg = compose_train(
+        [
+            "experiment=best_conditional",
+            "model.clusters=2",
+            "trainer.precision=32-true",
+            "data.batch_size=8",
+            "trainer.max_epochs=1",
+            "trainer.max_time=null",
+            "trainer.limit_train_batches=3",
+            "callbacks.generative_metrics=null",
+            "callbacks.training_pictures=null",
+        ]
+    )
+    module = build_gan_module(cfg)
+    datamodule = instantiate(cfg.data)
+    build_trainer(cfg).fit(module, datamodule=datamodule)
+
+    reals, digits = datamodule.split_tensors("train")
+    reals = datamodule.real_images("train")
+    assigned = module.clusters.assign(reals, digits)
+    assert torch.equal(assigned // 2, digits.long())
+    counts = torch.bincount(assigned, minlength=20).float().view(10, 2)
+    torch.testing.assert_close(
+        module.generator.cluster_shares, (counts / counts.sum(dim=1, keepdim=True)).flatten()
+    )
+    # D judges reals against their digit's nearest cluster, fakes against the one drawn.
+    _, real_labels = module._real_batch((reals[:8], digits[:8]))
+    torch.testing.assert_close(real_labels, assigned[:8])
+    torch.manual_seed(0)
+    asked = module.sample_labels(8)
+    z = sample_latents(module.generator, 8)
+    torch.manual_seed(0)
+    fake_labels = module._fakes(8).labels
+    torch.testing.assert_close(fake_labels, module.generator.cluster_of(z, asked))
+
+    # A checkpoint samples the digit asked for, in the clusters' shares, with rejection too.
+    generator, _ = load_generator(tmp_path / "run" / "checkpoints" / "last.ckpt", use_ema=True)
+    torch.testing.assert_close(generator.cluster_shares, module.generator.cluster_shares)
+    images, labels = rejection_sample(
+        generator, module.discriminator.eval(), num_samples=6, seed=0, keep=0.5, digit=3
+    )
+    assert images.shape == (6, 1, 28, 28) and labels.tolist() == [3] * 6
 
 
 class FavoursClusterZero(torch.nn.Module):

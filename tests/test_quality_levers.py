@@ -1,6 +1,6 @@
 """The quality levers of issue 27 and the training-health scalars: each changes what it should.
 
-Top-k G updates, R1/R2 (lazy or not), LeCam, the adaptive translation controller, the
+Top-k G updates, R1/R2 (lazy or not), LeCam, MSGAN's mode-seeking term, the adaptive translation controller, the
 relativistic pairing loss and the schedules on the clock are checked against hand computations
 on tiny tensors; a short fit checks that they compose and that the health scalars reach
 TensorBoard. No quality figure is asserted here (benchmarks/quality_curve.py measures those).
@@ -26,7 +26,7 @@ from gan_lightning.gan.augment import BACKGROUND, AdaptiveTranslation
 from gan_lightning.gan.losses import LeastSquaresLoss, NonSaturatingLoss, RelativisticLoss
 from gan_lightning.gan.regularizers import DiscriminatorPenalties, LeCam
 from gan_lightning.gan.schedules import scale_learning_rates_, training_progress
-from gan_lightning.gan.tricks import TopK, Tricks, top_k_indices
+from gan_lightning.gan.tricks import TopK, Tricks, mode_seeking_loss, top_k_indices
 from gan_lightning.pictures import read_scalars
 
 
@@ -67,6 +67,33 @@ def test_with_top_k_only_the_best_fakes_give_g_a_gradient(compose_train) -> None
     touched = fakes.grad.flatten(1).abs().sum(dim=1) > 0
     assert touched.tolist() == [i in best.tolist() for i in range(8)]
     assert set(best.tolist()) == set(logits.topk(2).indices.tolist())
+
+
+# ------------------------------------------------------------------ mode seeking
+def test_mode_seeking_loss_by_hand() -> None:
+    # Pairs (0, 2) and (1, 3): image gaps 0.5 and 1.5 per pixel, latent gaps 2 and 2.
+    images = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.5, 0.5], [-0.5, -0.5]])
+    latents = torch.tensor([[0.0], [1.0], [2.0], [-1.0]])
+    assert mode_seeking_loss(images, latents).item() == pytest.approx(1 / (1.0 / 2.0 + 1e-5))
+    # An odd batch leaves its last fake unpaired.
+    odd = mode_seeking_loss(torch.cat([images, images[:1]]), torch.cat([latents, latents[:1]]))
+    assert odd.item() == pytest.approx(1 / (1.0 / 2.0 + 1e-5))
+    same = mode_seeking_loss(images[:2].repeat(2, 1), latents)
+    assert same.item() == pytest.approx(1e5)  # identical images: the largest loss, not inf
+
+
+@pytest.mark.parametrize("overrides", [["experiment=best_conditional"], ["experiment=best"]])
+def test_mode_seeking_draws_pairs_that_differ_in_their_latent_alone(
+    compose_train, overrides: list[str]
+) -> None:
+    cfg = compose_train([*overrides, "tricks.mode_seeking=1.0", "model.clusters=3"])
+    module = build_gan_module(cfg)
+    module.generator.cluster_shares.fill_(1 / 3)
+    fakes = module._fakes(9)
+    assert torch.equal(fakes.labels[:4], fakes.labels[4:8])  # the same label and cluster
+    assert not torch.equal(fakes.latents[:4, 1:], fakes.latents[4:8, 1:])
+    mode_seeking_loss(fakes.images, fakes.latents).backward()  # it reaches G's weights
+    assert module.generator.net[0].weight.grad.abs().sum() > 0
 
 
 # ------------------------------------------------------------------ R1 / R2
@@ -210,6 +237,7 @@ def test_cosine_decay_on_the_clock_keeps_its_base_through_a_resume() -> None:
         ({"ada": {"interval": 0}}, "tricks.ada.interval=0"),
         ({"r2_gamma": "big"}, "tricks.r2_gamma='big'"),
         ({"lr_decay_to": 1.5}, "tricks.lr_decay_to=1.5"),
+        ({"mode_seeking": -1}, "tricks.mode_seeking=-1"),
         ({"reg_every": 4}, "tricks.reg_every=4 spaces out R1/R2, but both are off"),
     ],
 )
@@ -273,6 +301,7 @@ def test_every_lever_composes_and_the_health_scalars_reach_tensorboard(
             "tricks.ada.target=0.6",
             "tricks.ada.interval=2",
             "tricks.lr_decay_to=0.25",
+            "tricks.mode_seeking=1.0",
         ]
     )
     module = build_gan_module(cfg)
@@ -288,9 +317,13 @@ def test_every_lever_composes_and_the_health_scalars_reach_tensorboard(
         "ada_p",
     ):
         assert f"health/{name}_epoch" in scalars, name
-    assert {"loss/d/pair_epoch", "loss/d/r1_epoch", "loss/d/r2_epoch", "loss/d/lecam_epoch"} <= set(
-        scalars
-    )
+    assert {
+        "loss/d/pair_epoch",
+        "loss/d/r1_epoch",
+        "loss/d/r2_epoch",
+        "loss/d/lecam_epoch",
+        "loss/g/mode_seeking_epoch",
+    } <= set(scalars)
     assert module.progress == pytest.approx(1.0, abs=0.2)  # one epoch of max_epochs=1
     (opt_g, _) = module.optimizers()
     assert opt_g.param_groups[0]["lr"] < opt_g.param_groups[0]["base_lr"]

@@ -26,7 +26,7 @@ host.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
@@ -50,6 +50,7 @@ from gan_lightning.gan.tricks import (
     Tricks,
     add_instance_noise,
     discriminator_targets,
+    mode_seeking_loss,
     top_k_indices,
 )
 from gan_lightning.networks.latents import sample_latents
@@ -57,9 +58,16 @@ from gan_lightning.runs.checkpoints import state_mismatch
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
-#: A batch of fakes and what D judges them against: the labels they were drawn for, or their
-#: clusters (``model.clusters``); None for an unconditional G.
-Fakes = tuple[Tensor, Tensor | None]
+
+
+class Fakes(NamedTuple):
+    """A batch of fakes, what D judges them against and the latents they were drawn from."""
+
+    images: Tensor
+    #: The labels they were drawn for, or their clusters (``model.clusters``); None for an
+    #: unconditional G.
+    labels: Tensor | None
+    latents: Tensor
 
 
 class GANModule(pl.LightningModule):
@@ -128,7 +136,9 @@ class GANModule(pl.LightningModule):
         )
         clusters = getattr(generator, "clusters", 0)
         self.clusters = (
-            ImageClusters(clusters, generator.channels * generator.image_size**2)
+            ImageClusters(
+                clusters, generator.channels * generator.image_size**2, generator.num_classes
+            )
             if clusters
             else None
         )
@@ -170,7 +180,8 @@ class GANModule(pl.LightningModule):
                 "module (the `data` group); trainer.fit was given none"
             )
         images = datamodule.real_images("train")
-        shares = self.clusters.fit(images)
+        labels = datamodule.split_tensors("train")[1] if self.conditional else None
+        shares = self.clusters.fit(images, labels)
         for generator in (self.generator, self.g_ema):
             if generator is not None:
                 generator.cluster_shares.copy_(shares)
@@ -262,7 +273,7 @@ class GANModule(pl.LightningModule):
                 with torch.no_grad():
                     fakes = self._fakes(real.shape[0])
             # Under autocast G emits bf16/fp16; D's inputs and the penalties stay in real's dtype.
-            fake, fake_labels = fakes[0].detach().to(real.dtype), fakes[1]
+            fake, fake_labels = fakes.images.detach().to(real.dtype), fakes.labels
             real_in, fake_in = self._discriminator_inputs(real), self._discriminator_inputs(fake)
             real_grad, fake_grad = self.penalties.needs_grad(self.d_steps)
             real_in.requires_grad_(real_grad)
@@ -302,7 +313,8 @@ class GANModule(pl.LightningModule):
         self, opt_g: Optimizer, real: Tensor, real_labels: Tensor | None, fakes: Fakes | None
     ) -> dict[str, Tensor]:
         with self.toggled_optimizer(opt_g):
-            fake, labels = fakes if fakes is not None else self._fakes(real.shape[0])
+            fakes = fakes if fakes is not None else self._fakes(real.shape[0])
+            fake, labels = fakes.images, fakes.labels
             fake_logits = self.discriminator(self._discriminator_inputs(fake), labels).float()
             real_logits = None
             if self.loss.pairs_real_and_fake:
@@ -317,8 +329,14 @@ class GANModule(pl.LightningModule):
             loss = terms["adversarial"]
             alpha = self.tricks.classifier_guidance.alpha_at(self.current_epoch)
             if self.guide_classifier is not None and alpha > 0:
-                terms["guidance"] = F.cross_entropy(self.guide_classifier(fake), labels)
+                digits = labels if self.clusters is None else labels // self.clusters.clusters
+                terms["guidance"] = F.cross_entropy(self.guide_classifier(fake), digits)
                 loss = (1.0 - alpha) * loss + alpha * terms["guidance"]
+            if self.tricks.mode_seeking > 0:
+                terms["mode_seeking"] = self.tricks.mode_seeking * mode_seeking_loss(
+                    fake, fakes.latents
+                )
+                loss = loss + terms["mode_seeking"]
             grad_norm = self._optimize(opt_g, loss, "generator")
         self.g_steps += 1
         if self.g_ema is not None:
@@ -337,19 +355,30 @@ class GANModule(pl.LightningModule):
         if self.memory_format == torch.channels_last:
             real = real.contiguous(memory_format=self.memory_format)
         if self.clusters is not None:  # D judges each image against its cluster
-            return real, self.clusters.assign(real)
+            return real, self.clusters.assign(real, labels if self.conditional else None)
         # Projection discriminators judge real images against their true class.
         return real, labels if self.conditional else None
 
     def _fakes(self, batch_size: int) -> Fakes:
         """Fresh fakes from the live generator (graph kept: G's step backpropagates through),
-        and what D judges them against: their labels, or the clusters their latents picked."""
+        and what D judges them against: their labels, or the clusters their latents picked.
+
+        With ``tricks.mode_seeking`` they come in pairs: the second half of the batch repeats
+        the first half's labels and clusters (a cluster is z's first entry), so each pair
+        differs in its latent alone.
+        """
         labels = self.sample_labels(batch_size)
         z = self.draw_latents(batch_size)
+        if self.tricks.mode_seeking > 0:
+            half = batch_size // 2
+            if labels is not None:
+                labels[half : 2 * half] = labels[:half]
+            if self.clusters is not None:
+                z[half : 2 * half, 0] = z[:half, 0]
         images = self.generator(z, labels)
         if self.clusters is not None:
-            labels = self.generator.cluster_of(z)
-        return images, labels
+            labels = self.generator.cluster_of(z, labels)
+        return Fakes(images, labels, z)
 
     def _discriminator_inputs(self, images: Tensor) -> Tensor:
         """What D sees of real and fake alike: DiffAugment, adaptive translation, then

@@ -132,6 +132,7 @@ class Tricks:
     lecam: LeCam = field(default_factory=LeCam)
     ada: AdaptiveAugment = field(default_factory=AdaptiveAugment)
     lr_decay_to: float | None = None
+    mode_seeking: float = 0.0
 
     def lr_factor_at(self, progress: float) -> float:
         """Cosine decay of both learning rates over the run to ``lr_decay_to`` of the start.
@@ -294,6 +295,7 @@ RULES: tuple[Rule, ...] = (
     Rule("tricks.ada.kimg", number_in(0, include_low=False), "a number > 0, e.g. 100"),
     Rule("tricks.ada.interval", int_at_least(1), "an integer >= 1, e.g. 4"),
     Rule("tricks.ada.max_shift", int_at_least(1), "an integer >= 1 (pixels), e.g. 3"),
+    Rule("tricks.mode_seeking", number_in(0), "a number >= 0 (MSGAN: 1)"),
     Rule(
         "tricks.lr_decay_to",
         null_or(number_in(0, 1)),
@@ -346,3 +348,17 @@ def top_k_indices(fake_logits: Tensor, keep: float) -> Tensor | None:
     if k >= count:
         return None
     return fake_logits.detach().topk(k).indices
+
+
+def mode_seeking_loss(images: Tensor, latents: Tensor) -> Tensor:
+    """MSGAN's mode-seeking term (Mao et al., CVPR 2019) for a batch drawn in pairs.
+
+    The batch's first and second halves are pairs drawn for the same label (and cluster):
+    the loss is the pairs' mean latent distance over their mean image distance, so the
+    generator is pushed to turn different latents into different images rather than settle on
+    one style per label. ``1e-5`` keeps two identical images from dividing by zero.
+    """
+    half = images.shape[0] // 2
+    image_gap = (images[:half] - images[half : 2 * half]).abs().float().mean()
+    latent_gap = (latents[:half] - latents[half : 2 * half]).abs().float().mean()
+    return 1.0 / (image_gap / latent_gap + 1e-5)

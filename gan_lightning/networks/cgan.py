@@ -24,11 +24,12 @@ class CGANGenerator(nn.Module):
     DCGAN-style generator at native 28x28 with 64 channels at full resolution. ``channels=3``
     draws RGB images (``data.channels=3``) with one wider last convolution, nothing else.
 
-    ``clusters=K`` (unconditional only, :mod:`gan_lightning.gan.clusters`) feeds it one-hot the
-    cluster its latent picks: z's first entry, through its prior's CDF, chooses among the K
-    clusters in proportion to ``cluster_shares``, which training sets to the clusters' shares
-    of the training images. The choice lives in z, so everything that samples a generator
-    draws plain latents and gets training's proportions.
+    ``clusters=K`` (:mod:`gan_lightning.gan.clusters`) feeds it one-hot the cluster its latent
+    picks: z's first entry, through its prior's CDF, chooses among the K clusters in proportion
+    to ``cluster_shares``, which training sets to the clusters' shares of the training images.
+    A conditional generator chooses among its label's own K clusters (one-hot over all
+    ``num_classes * K``, which also names the class). The choice lives in z, so everything that
+    samples a generator draws plain latents (and labels) and gets training's proportions.
     """
 
     image_size = 28
@@ -43,22 +44,17 @@ class CGANGenerator(nn.Module):
         clusters: int = 0,
     ) -> None:
         super().__init__()
-        if clusters and num_classes:
-            raise ConfigError(
-                f"model.clusters={clusters} gives an unconditional generator a cluster to draw, "
-                f"but this one is conditional (model.num_classes={num_classes}); its labels "
-                "already choose what it draws. Use model.clusters=0 or model=dcgan28"
-            )
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.clusters = clusters
         self.channels = channels
         self.latent_prior = check_latent_prior(latent_prior)
+        conditions = max(num_classes, 1) * clusters if clusters else num_classes
         if clusters:  # only then: checkpoints of the plain networks hold no such buffer
-            self.register_buffer("cluster_shares", torch.full((clusters,), 1.0 / clusters))
+            self.register_buffer("cluster_shares", torch.full((conditions,), 1.0 / clusters))
         self.net = nn.Sequential(
             *block(
-                nn.Linear(num_classes + clusters + latent_dim, 128 * 7 * 7),
+                nn.Linear(conditions + latent_dim, 128 * 7 * 7),
                 nn.LeakyReLU(0.2),
                 batch_norm=True,
             ),
@@ -69,23 +65,29 @@ class CGANGenerator(nn.Module):
             nn.Tanh(),
         )
 
-    def cluster_of(self, z: Tensor) -> Tensor:
+    def cluster_of(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """The cluster each latent draws (``clusters`` > 0), ``[B]``: z's first entry is mapped
-        to a uniform number by its prior's CDF and looked up in the cumulative shares."""
+        to a uniform number by its prior's CDF and looked up in the cumulative shares (of its
+        label's clusters, for a conditional generator: cluster ``label * clusters + j``)."""
         first = z[:, 0].float()
         if self.latent_prior == "uniform":
             uniform = (first + 1) / 2
         else:
             uniform = 0.5 * (1 + torch.erf(first / math.sqrt(2)))
-        bounds = self.cluster_shares.float().cumsum(0)
-        return torch.searchsorted(bounds, uniform * bounds[-1], right=True).clamp(
-            max=self.clusters - 1
-        )
+        bounds = self.cluster_shares.float().view(-1, self.clusters).cumsum(dim=1)
+        if not self.num_classes:
+            within = torch.searchsorted(bounds[0], uniform * bounds[0, -1], right=True)
+            return within.clamp(max=self.clusters - 1)
+        labels = require_labels(labels, type(self).__name__).long()
+        bounds = bounds[labels]  # [B, K]: each latent's label's cumulative shares
+        within = torch.searchsorted(bounds, (uniform * bounds[:, -1]).unsqueeze(1), right=True)
+        return labels * self.clusters + within.squeeze(1).clamp(max=self.clusters - 1)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         if self.clusters:
-            cluster = F.one_hot(self.cluster_of(z), self.clusters).to(z.dtype)
-            return self.net(torch.cat([cluster, z], dim=1))
+            cluster = self.cluster_of(z, labels)
+            condition = F.one_hot(cluster, self.cluster_shares.shape[0]).to(z.dtype)
+            return self.net(torch.cat([condition, z], dim=1))
         if not self.num_classes:
             return self.net(z)
         labels = require_labels(labels, type(self).__name__)
@@ -103,8 +105,9 @@ class CGANDiscriminator(nn.Module):
     the images' (1, or 3 for RGB). ``minibatch_std`` shows the last conv the spread within
     groups of 4 images (:class:`MinibatchStdDev`), so D can punish a generator that draws too
     little variety. ``clusters=K`` is the same projection over the K clusters of the training
-    images (:mod:`gan_lightning.gan.clusters`) for an unconditional pair: ``labels`` are then
-    each image's cluster, and ``conditioning`` (which is about classes) must stay ``none``.
+    images (:mod:`gan_lightning.gan.clusters`): ``labels`` are then each image's cluster. For an
+    unconditional pair ``conditioning`` (which is about classes) stays ``none``; a conditional
+    one with ``projection`` judges against its classes' ``num_classes * K`` clusters instead.
     """
 
     RULES: ClassVar[tuple[Rule, ...]] = (
@@ -123,11 +126,13 @@ class CGANDiscriminator(nn.Module):
         minibatch_std: bool = False,
         clusters: int = 0,
     ) -> None:
-        if clusters and (num_classes or conditioning != "none"):
+        if clusters and conditioning != ("projection" if num_classes else "none"):
             raise ConfigError(
-                f"model.clusters={clusters} makes D judge images against their cluster, for an "
-                f"unconditional model; this D has num_classes={num_classes} and "
-                f"conditioning={conditioning!r}. Use model.clusters=0 for class labels"
+                f"model.clusters={clusters} makes D judge images against their cluster: "
+                "through its projection term (conditioning=projection) within classes, or "
+                "instead of classes (num_classes=0, conditioning=none). This D has "
+                f"num_classes={num_classes} and conditioning={conditioning!r}; use "
+                "model.discriminator.conditioning=projection, or model.clusters=0"
             )
         refuse_broken(
             self.RULES,
@@ -154,7 +159,10 @@ class CGANDiscriminator(nn.Module):
         )
         self.linear = nn.Linear(self.feature_dim, 1)
         self.embed: nn.Embedding | None = None
-        projected = clusters or (num_classes if conditioning == "projection" else 0)
+        if clusters:
+            projected = max(num_classes, 1) * clusters
+        else:
+            projected = num_classes if conditioning == "projection" else 0
         if projected:
             self.embed = nn.Embedding(projected, self.feature_dim)
             # N(0, 1) rows summed over 4096 features would swamp the unconditional logit.
