@@ -104,7 +104,7 @@ def test_clusters_within_classes_are_fitted_and_assigned_class_by_class() -> Non
     assert both[0] // 2 == 0 and both[1] // 2 == 1
     with pytest.raises(ValueError, match="labels"):
         clusters.assign(images)
-    with pytest.raises(ValueError, match="class 1 has 1 training images, fewer than the 2"):
+    with pytest.raises(ConfigError, match="model.clusters=2 .* class 1 has 1 training images"):
         ImageClusters(2, 5, classes=2).fit(points[:3], torch.tensor([0, 0, 1]))
 
 

@@ -6,5 +6,6 @@ augmentation and instance noise run inside "run D" on real and fake alike, trick
 pure functions of their settings, the averaged generator is a frozen copy lerped after each G
 step (``ema``), ``guard`` decides what a NaN does, ``compatibility`` which settings fit
 together, and ``clusters`` fits the k-means clusters a pair can be conditioned on, instead of
-classes or within each (``model.clusters``). Only ``module`` knows them all; each part is testable alone.
+classes or within each (``model.clusters``). Only ``module`` knows them all; each part is
+testable alone.
 """

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gan_lightning.errors import ConfigError
+
 #: Images the centroids are fitted on at most (all of them are assigned): k-means on a
 #: subsample finds the same groups, and a user's 60,000 colour images stay cheap.
 MAX_FIT_IMAGES = 10_000
@@ -85,9 +87,10 @@ class ImageClusters(nn.Module):
         for label in range(self.classes):
             of_class = points[labels == label]
             if of_class.shape[0] < self.clusters:
-                raise ValueError(
-                    f"class {label} has {of_class.shape[0]} training images, fewer than the "
-                    f"{self.clusters} clusters asked for within each class"
+                raise ConfigError(
+                    f"model.clusters={self.clusters} asks for {self.clusters} clusters within "
+                    f"each class, but class {label} has {of_class.shape[0]} training images; "
+                    "lower model.clusters or add images of that class"
                 )
             rows = slice(label * self.clusters, (label + 1) * self.clusters)
             self.centroids[rows] = kmeans(_at_most(of_class, MAX_FIT_IMAGES), self.clusters)
@@ -103,7 +106,9 @@ class ImageClusters(nn.Module):
         if not self.classes:
             return torch.cat([self._nearest(batch) for batch in points.split(batch_size)])
         if labels is None:
-            raise ValueError("clusters within classes need the images' labels: each is assigned among its class's")
+            raise ValueError(
+                "clusters within classes assign each image among its class's: pass labels"
+            )
         labels = labels.long().to(points.device)
         return torch.cat(
             [
