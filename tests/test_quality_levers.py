@@ -1,9 +1,10 @@
 """The quality levers of issue 27 and the training-health scalars: each changes what it should.
 
-Top-k G updates, R1/R2 (lazy or not), LeCam, MSGAN's mode-seeking term, the adaptive
-translation controller, the relativistic pairing loss and the schedules on the clock are checked
-against hand computations on tiny tensors; a short fit checks that they compose and that the
-health scalars reach TensorBoard. No quality figure is asserted here (benchmarks/quality_curve.py measures those).
+Top-k G updates, R1/R2 (lazy or not), LeCam, MSGAN's mode-seeking term, the adaptive translation
+controller, the relativistic pairing loss and the schedules on the clock are checked against
+hand computations on tiny tensors; a short fit checks that they compose and that the health
+scalars reach TensorBoard. No quality figure is asserted here (benchmarks/quality_curve.py
+measures those).
 """
 
 from __future__ import annotations
