@@ -1,4 +1,4 @@
-"""``model.clusters``: k-means clusters of the training images as an unconditional GAN's labels.
+"""``model.clusters``: k-means clusters of the training images as labels, alone or within classes.
 
 k-means against blobs whose answer is known, the generator's cluster choice against the shares
 it is given, the module feeding D each image's cluster, and the clusters surviving a checkpoint.
@@ -15,8 +15,10 @@ from hydra.utils import instantiate
 
 from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.config import validate
+from gan_lightning.data.datamodule import WholeTensorDataModule
 from gan_lightning.errors import ConfigError
 from gan_lightning.gan.clusters import ImageClusters, kmeans
+from gan_lightning.gan.module import GANModule
 from gan_lightning.generation import generate, load_generator
 from gan_lightning.networks.cgan import CGANDiscriminator, CGANGenerator
 from gan_lightning.networks.latents import sample_latents
@@ -138,13 +140,14 @@ def test_bad_cluster_settings_are_refused_by_key(compose_train, overrides, messa
         build_gan_module(cfg)  # ... and two networks that disagree, once they are
 
 
-def test_training_fits_the_clusters_feeds_d_them_and_keeps_them_in_checkpoints(
-    compose_train, tmp_path: Path
-) -> None:
+def fit_briefly(
+    compose_train, experiment: str, clusters: int
+) -> tuple[GANModule, WholeTensorDataModule]:
+    """Three batches of 8 of ``experiment`` with ``clusters``, saved into the test's run folder."""
     cfg = compose_train(
         [
-            "experiment=best",
-            "model.clusters=4",
+            f"experiment={experiment}",
+            f"model.clusters={clusters}",
             "trainer.precision=32-true",
             "data.batch_size=8",
             "trainer.max_epochs=1",
@@ -157,6 +160,13 @@ def test_training_fits_the_clusters_feeds_d_them_and_keeps_them_in_checkpoints(
     module = build_gan_module(cfg)
     datamodule = instantiate(cfg.data)
     build_trainer(cfg).fit(module, datamodule=datamodule)
+    return module, datamodule
+
+
+def test_training_fits_the_clusters_feeds_d_them_and_keeps_them_in_checkpoints(
+    compose_train, tmp_path: Path
+) -> None:
+    module, datamodule = fit_briefly(compose_train, "best", clusters=4)
 
     reals = datamodule.real_images("train")
     expected_shares = torch.bincount(module.clusters.assign(reals), minlength=4) / len(reals)
@@ -185,24 +195,9 @@ def test_training_fits_the_clusters_feeds_d_them_and_keeps_them_in_checkpoints(
 def test_conditional_training_fits_clusters_within_each_digit(
     compose_train, tmp_path: Path
 ) -> None:
-    cfg = compose_train(
-        [
-            "experiment=best_conditional",
-            "model.clusters=2",
-            "trainer.precision=32-true",
-            "data.batch_size=8",
-            "trainer.max_epochs=1",
-            "trainer.max_time=null",
-            "trainer.limit_train_batches=3",
-            "callbacks.generative_metrics=null",
-            "callbacks.training_pictures=null",
-        ]
-    )
-    module = build_gan_module(cfg)
-    datamodule = instantiate(cfg.data)
-    build_trainer(cfg).fit(module, datamodule=datamodule)
+    module, datamodule = fit_briefly(compose_train, "best_conditional", clusters=2)
 
-    reals, digits = datamodule.split_tensors("train")
+    digits = datamodule.split_tensors("train")[1]
     reals = datamodule.real_images("train")
     assigned = module.clusters.assign(reals, digits)
     assert torch.equal(assigned // 2, digits.long())

@@ -1,4 +1,4 @@
-"""k-means clusters of the training images: the labels an unconditional GAN conditions on.
+"""k-means clusters of the training images: labels a GAN conditions on, alone or within classes.
 
 Digits are ten separate shapes, and a generator fed one continuous latent has to pass between
 them somewhere: the blobs and half-digits that make up much of an unconditional GAN's worst
