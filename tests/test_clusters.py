@@ -17,8 +17,10 @@ from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.config import validate
 from gan_lightning.data.datamodule import WholeTensorDataModule
 from gan_lightning.errors import ConfigError
+from gan_lightning.gan import module as module_lib
 from gan_lightning.gan.clusters import ImageClusters, kmeans
 from gan_lightning.gan.module import GANModule
+from gan_lightning.gan.tricks import Tricks
 from gan_lightning.generation import generate, load_generator
 from gan_lightning.networks.cgan import CGANDiscriminator, CGANGenerator
 from gan_lightning.networks.latents import sample_latents
@@ -222,6 +224,41 @@ def test_conditional_training_fits_clusters_within_each_digit(
         generator, module.discriminator.eval(), num_samples=6, seed=0, keep=0.5, digit=3
     )
     assert images.shape == (6, 1, 28, 28) and labels.tolist() == [3] * 6
+
+
+def test_classifier_guidance_is_told_the_digit_not_the_cluster(compose_train, monkeypatch) -> None:
+    cfg = compose_train(
+        [
+            "experiment=best_conditional",
+            "model.clusters=2",
+            "trainer.precision=32-true",
+            "data.batch_size=8",
+            "trainer.max_epochs=1",
+            "trainer.max_time=null",
+            "trainer.limit_train_batches=2",
+            "callbacks.generative_metrics=null",
+            "callbacks.training_pictures=null",
+        ]
+    )
+    module = build_gan_module(cfg)
+    module.guide_classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    module.tricks = Tricks.from_config({"reuse_fakes": True, "classifier_guidance": {"alpha": 0.5}})
+    targets: list[torch.Tensor] = []
+    cross_entropy = module_lib.F.cross_entropy
+
+    def recording_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        targets.append(target)
+        return cross_entropy(logits, target)
+
+    monkeypatch.setattr(module_lib.F, "cross_entropy", recording_cross_entropy)
+    torch.manual_seed(0)
+    asked = module.sample_labels(8)
+    torch.manual_seed(0)
+    fakes = module._fakes(8)
+    assert torch.equal(fakes.labels // 2, asked)  # D's labels are clusters ...
+    build_trainer(cfg).fit(module, datamodule=instantiate(cfg.data))
+    # ... and the classifier is asked for digits, never for a cluster's index.
+    assert targets and all(t.min() >= 0 and t.max() < 10 for t in targets)
 
 
 class FavoursClusterZero(torch.nn.Module):
