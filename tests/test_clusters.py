@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from gan_lightning.build import build_gan_module, build_trainer
 from gan_lightning.config import validate
@@ -142,11 +143,9 @@ def test_bad_cluster_settings_are_refused_by_key(compose_train, overrides, messa
         build_gan_module(cfg)  # ... and two networks that disagree, once they are
 
 
-def fit_briefly(
-    compose_train, experiment: str, clusters: int
-) -> tuple[GANModule, WholeTensorDataModule]:
-    """Three batches of 8 of ``experiment`` with ``clusters``, saved into the test's run folder."""
-    cfg = compose_train(
+def brief_config(compose_train, experiment: str, clusters: int, batches: int = 3) -> DictConfig:
+    """``experiment`` with ``clusters`` for ``batches`` batches of 8, in fp32, without metrics."""
+    return compose_train(
         [
             f"experiment={experiment}",
             f"model.clusters={clusters}",
@@ -154,11 +153,18 @@ def fit_briefly(
             "data.batch_size=8",
             "trainer.max_epochs=1",
             "trainer.max_time=null",
-            "trainer.limit_train_batches=3",
+            f"trainer.limit_train_batches={batches}",
             "callbacks.generative_metrics=null",
             "callbacks.training_pictures=null",
         ]
     )
+
+
+def fit_briefly(
+    compose_train, experiment: str, clusters: int
+) -> tuple[GANModule, WholeTensorDataModule]:
+    """Three batches of ``brief_config``, saved into the test's run folder."""
+    cfg = brief_config(compose_train, experiment, clusters)
     module = build_gan_module(cfg)
     datamodule = instantiate(cfg.data)
     build_trainer(cfg).fit(module, datamodule=datamodule)
@@ -227,19 +233,7 @@ def test_conditional_training_fits_clusters_within_each_digit(
 
 
 def test_classifier_guidance_is_told_the_digit_not_the_cluster(compose_train, monkeypatch) -> None:
-    cfg = compose_train(
-        [
-            "experiment=best_conditional",
-            "model.clusters=2",
-            "trainer.precision=32-true",
-            "data.batch_size=8",
-            "trainer.max_epochs=1",
-            "trainer.max_time=null",
-            "trainer.limit_train_batches=2",
-            "callbacks.generative_metrics=null",
-            "callbacks.training_pictures=null",
-        ]
-    )
+    cfg = brief_config(compose_train, "best_conditional", clusters=2, batches=2)
     module = build_gan_module(cfg)
     module.guide_classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     module.tricks = Tricks.from_config({"reuse_fakes": True, "classifier_guidance": {"alpha": 0.5}})
