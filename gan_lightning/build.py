@@ -76,6 +76,7 @@ def build_gan_module(cfg: DictConfig) -> GANModule:
         compile=cfg.compile,
         channels_last=cfg.channels_last,
         guard=NonFiniteGuard.from_config(cfg.guard),
+        temperature=cfg.temperature,
     )
 
 

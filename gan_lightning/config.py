@@ -27,7 +27,7 @@ from gan_lightning.errors import ConfigError
 from gan_lightning.gan.guard import RULES as GUARD_RULES
 from gan_lightning.gan.tricks import RULES as TRICKS_RULES
 from gan_lightning.gan.tricks import Tricks
-from gan_lightning.networks.latents import LATENT_PRIORS
+from gan_lightning.networks.latents import LATENT_PRIORS, temperature_rule
 from gan_lightning.networks.seed003 import STANDARDIZE_RULE
 from gan_lightning.rules import Rule, int_at_least, is_int, number_in, one_of
 from gan_lightning.sweeps.objective import DIRECTIONS
@@ -67,6 +67,7 @@ RULES: tuple[Rule, ...] = (
     Rule("seed", is_int, "an integer"),
     Rule("optimized_metric", one_of(tuple(DIRECTIONS)), "one of " + ", ".join(DIRECTIONS), False),
     Rule("num_fixed_samples", int_at_least(1), "an integer >= 1"),
+    temperature_rule("temperature"),
     Rule("model.image_size", one_of((28, 32)), "28 or 32"),
     Rule("model.latent_dim", int_at_least(1), "an integer >= 1"),
     Rule("model.num_classes", int_at_least(0), "an integer >= 0 (0: unconditional)", False),

@@ -33,6 +33,7 @@ from gan_lightning.metrics.suite import (
     add_real_as_fake,
     build_suite,
 )
+from gan_lightning.networks.latents import checked_temperature
 from gan_lightning.rejection import checked_keep, rejection_discriminator, rejection_sample
 from gan_lightning.runs.checkpoints import checked_trusted_networks
 
@@ -160,6 +161,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score every checkpoint asked for; print the table, write the JSON, return the report."""
     keep = checked_keep(cfg.rejection)
     trusted = checked_trusted_networks(cfg.trusted_networks)
+    temperature = checked_temperature(cfg.temperature)
     checkpoints, root = find_checkpoints(cfg.ckpt_path, cfg.run_dir)
     # Every D first: a sweep with one checkpoint that lacks D is refused before any scoring.
     discriminators = [rejection_discriminator(ckpt, keep, trusted) for ckpt in checkpoints]
@@ -167,13 +169,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     scored = []
     first_config: Mapping[str, Any] | None = None
     for ckpt, discriminator in zip(checkpoints, discriminators, strict=True):
-        generator, run_config = load_generator(ckpt, use_ema=cfg.use_ema, trusted_networks=trusted)
+        generator, run_config = load_generator(ckpt, cfg.use_ema, trusted, temperature)
         scored.append(score_run(cfg, judges, ckpt, root, generator, run_config, discriminator))
         first_config = first_config or run_config
     # Best plain FID first; a run's rejection row stays right under its plain row.
     scored.sort(key=lambda rows: rows[0]["fid"])
     runs = [row for rows in scored for row in rows]
-    settings = {"num_samples": cfg.num_samples, "seed": cfg.seed, "use_ema": cfg.use_ema}
+    settings = {
+        "num_samples": cfg.num_samples,
+        "seed": cfg.seed,
+        "use_ema": cfg.use_ema,
+        "temperature": temperature,  # null: each run's own, in its row
+    }
     report: dict[str, Any] = {"settings": settings | {"rejection_keep": keep}, "runs": runs}
     if cfg.real_floor and first_config is not None:
         # The first run's data and classifier: a sweep varies the GAN, not what judges it.
@@ -213,6 +220,7 @@ def score_run(
         "run": run_name(ckpt, root),
         "ckpt_path": str(ckpt),
         "model": run_config["model"].get("name"),
+        "temperature": generator.temperature,
     }
     suite.reset_fake()
     add_generated(suite, generator, cfg.num_samples, batch_size=cfg.batch_size, seed=cfg.seed)
@@ -247,6 +255,8 @@ def results_table(runs: list[dict[str, Any]], floor: dict[str, Any] | None) -> T
     def cells(row: dict[str, Any]) -> list[str]:
         values = [f"{row[key]:.{digits}f}" if key in row else "-" for key, _, digits in COLUMNS]
         name = row["run"]
+        if row.get("temperature", 1.0) != 1.0:
+            name = f"{name} (temperature {row['temperature']:g})"
         if row.get("rejection_keep") is not None:
             name = f"{name} + rejection (keep {row['rejection_keep']:g})"
         return [name, f"{row['num_fake']:,}", *values]

@@ -226,13 +226,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_generator(
-    path: str | Path, use_ema: bool = True, trusted_networks: Sequence[str] = ()
+    path: str | Path,
+    use_ema: bool = True,
+    trusted_networks: Sequence[str] = (),
+    temperature: float | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The sampling generator of a GAN checkpoint (EMA weights when present) and its config.
 
-    The returned network is in eval mode with BatchNorm statistics recomputed for its weights.
-    ``trusted_networks``: modules of the user's own whose network classes the file may name
-    (see :func:`instantiate_network`).
+    The returned network is in eval mode with BatchNorm statistics recomputed for its weights,
+    and draws its latents at ``temperature`` (None: the run's own ``temperature``; 1 for runs
+    from before there was one). ``trusted_networks``: modules of the user's own whose network
+    classes the file may name (see :func:`instantiate_network`).
     """
     checkpoint = load_checkpoint(path)
     config = run_config(checkpoint, path)
@@ -241,4 +245,6 @@ def load_generator(
     )
     prefix = "g_ema" if use_ema and submodule_state(checkpoint, "g_ema") else "generator"
     load_state_strict(generator, submodule_state(checkpoint, prefix), f"{path} [{prefix}]")
-    return sampling_copy(generator), config
+    if temperature is None:
+        temperature = config.get("temperature", 1.0)
+    return sampling_copy(generator, temperature=temperature), config

@@ -32,7 +32,7 @@ from gan_lightning.generation import (
     walk,
     write_samples,
 )
-from gan_lightning.networks.latents import sample_latents
+from gan_lightning.networks.latents import checked_temperature, sample_latents
 from gan_lightning.rejection import checked_keep, rejection_discriminator, rejection_sample
 from gan_lightning.runs.checkpoints import checked_trusted_networks
 
@@ -135,6 +135,7 @@ def sample(cfg: DictConfig) -> Path:
         raise SampleError(f"batch_size={cfg.batch_size} must be at least 1")
     keep = checked_keep(cfg.rejection)
     trusted = checked_trusted_networks(cfg.trusted_networks)
+    temperature = checked_temperature(cfg.temperature)
     if keep is not None and cfg.mode != "samples":
         raise SampleError(
             f"rejection.keep={keep} chooses among random samples; mode={cfg.mode} draws a walk. "
@@ -145,9 +146,11 @@ def sample(cfg: DictConfig) -> Path:
     ckpt_path = to_absolute_path(cfg.ckpt_path)
     # Loaded first: a checkpoint without D is refused before the generator is rebuilt.
     discriminator = rejection_discriminator(ckpt_path, keep, trusted)
-    generator, run_config = load_generator(ckpt_path, use_ema=cfg.use_ema, trusted_networks=trusted)
+    generator, run_config = load_generator(ckpt_path, cfg.use_ema, trusted, temperature)
     generator.to(device)
     metadata = {}
+    if generator.temperature != 1.0:  # the run's own, or the command's temperature=
+        metadata["temperature"] = generator.temperature
     if cfg.mode == "samples":
         if discriminator is None:
             images, labels = draw_samples(

@@ -84,6 +84,19 @@ def test_evaluate_reproduces_the_final_metrics_of_a_run(sweep: Path, tmp_path: P
     assert floor["num_fake"] == 256 and floor["fid"] < row["fid"]  # real digits beat noise
 
 
+def test_evaluate_at_another_temperature_says_so_in_every_row(sweep: Path, tmp_path: Path) -> None:
+    run = sweep / "sweep" / "dcgan"
+    common = [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "num_samples=100"]
+    common += ["batch_size=50", "real_floor=false"]
+    own = evaluate(compose_evaluate([*common, f"out={tmp_path / 'own.json'}"]))
+    hotter = evaluate(
+        compose_evaluate([*common, "temperature=1.5", f"out={tmp_path / 'hot.json'}"])
+    )
+    assert own["settings"]["temperature"] is None and own["runs"][0]["temperature"] == 1.0
+    assert hotter["settings"]["temperature"] == 1.5 and hotter["runs"][0]["temperature"] == 1.5
+    assert hotter["runs"][0]["fid"] != own["runs"][0]["fid"]
+
+
 def test_evaluate_command_on_a_sweep_prints_one_row_per_run_best_first(sweep: Path) -> None:
     result = run_cli(
         "gan_lightning.evaluate", [f"run_dir={sweep / 'sweep'}", "num_samples=100"], cwd=sweep

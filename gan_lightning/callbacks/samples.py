@@ -10,6 +10,7 @@ import torch
 from torchvision.utils import save_image
 
 from gan_lightning.callbacks.tensorboard import tensorboard_logger
+from gan_lightning.networks.latents import temper
 from gan_lightning.pictures import grid_image
 from gan_lightning.rules import Rule, int_at_least, refuse_broken
 
@@ -48,7 +49,8 @@ class SampleGrid(pl.Callback):
         with torch.no_grad():
             generator = pl_module.sampling_generator()
             labels = pl_module.fixed_labels if pl_module.conditional else None
-            images = generator(pl_module.fixed_noise, labels).float().cpu()
+            z = temper(generator, pl_module.fixed_noise)  # drawn once, at the prior's scale
+            images = generator(z, labels).float().cpu()
         grid = grid_image(images, self.nrow)  # in colour for an RGB generator
         logger = tensorboard_logger(trainer)
         if logger is not None:

@@ -95,16 +95,20 @@ def has_batchnorm(module: nn.Module) -> bool:
 def sampling_copy(
     generator: nn.Module,
     *,
+    temperature: float = 1.0,
     batches: int = 4,
     batch_size: int = 256,
     seed: int = 0,
 ) -> nn.Module:
     """An eval-mode copy of ``generator`` whose BatchNorm statistics match its weights.
 
+    The copy draws its latents at ``temperature`` (:func:`~gan_lightning.networks.latents.temper`),
+    its BatchNorm statistics included: they are those of the images it will be asked for.
     Uses its own seeded RNG so that sampling never consumes the training RNG: a resumed run
     replays the same random stream as an uninterrupted one.
     """
     sampler = copy.deepcopy(generator).requires_grad_(False)
+    sampler.temperature = temperature
     if not has_batchnorm(sampler):
         return sampler.eval()
     device = next(sampler.parameters()).device

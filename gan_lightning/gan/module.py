@@ -89,6 +89,8 @@ class GANModule(pl.LightningModule):
         channels_last: keep conv weights and image batches in NHWC, which GPU tensor cores
             (and oneDNN on CPU) prefer for convolutions (``channels_last=true``).
         guard: what a NaN/inf loss does: stop (default) or skip the step (``guard`` group).
+        temperature: the latent scale of every sample drawn to be looked at or scored (grids,
+            metrics, pictures), never of training's (``temperature``; networks/latents.py).
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class GANModule(pl.LightningModule):
         compile: bool = False,
         channels_last: bool = False,
         guard: NonFiniteGuard | None = None,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -155,6 +158,7 @@ class GANModule(pl.LightningModule):
         self.epoch_means = RunningMeans()
         self.guard = guard or NonFiniteGuard()
         self.skipped_steps = 0
+        self.temperature = temperature
         # ((g_steps, device), sampling copy): see sampling_generator
         self._sampling_cache: tuple[tuple[int, torch.device], nn.Module] | None = None
 
@@ -239,7 +243,8 @@ class GANModule(pl.LightningModule):
         key = (self.g_steps, self.device)
         if self._sampling_cache is None or self._sampling_cache[0] != key:
             source = self.g_ema if self.g_ema is not None else self.generator
-            self._sampling_cache = (key, ema_lib.sampling_copy(source))
+            sampler = ema_lib.sampling_copy(source, temperature=self.temperature)
+            self._sampling_cache = (key, sampler)
         return self._sampling_cache[1]
 
     # ------------------------------------------------------------------ training

@@ -49,6 +49,8 @@ class CGANGenerator(nn.Module):
         self.clusters = clusters
         self.channels = channels
         self.latent_prior = check_latent_prior(latent_prior)
+        # z's first entry picks the cluster: a sampling temperature leaves it as drawn.
+        self.choice_entries = 1 if clusters else 0
         conditions = max(num_classes, 1) * clusters if clusters else num_classes
         if clusters:  # only then: checkpoints of the plain networks hold no such buffer
             self.register_buffer("cluster_shares", torch.full((conditions,), 1.0 / clusters))
