@@ -12,10 +12,14 @@ on ``--final-samples``, 10,000) against the test set, and the script writes:
 
     python benchmarks/quality_curve.py                       # best, best_conditional, seeds, 10 min
     python benchmarks/quality_curve.py --recipes best --minutes 30 --full-at 10 20 --seeds 42 1
+    python benchmarks/quality_curve.py --skip-training --temperature 1.0   # the same runs, rescored
 
 Each training run is exactly ``python -m gan_lightning.train experiment=<recipe> seed=<seed>
 trainer.max_time=<budget>``, so its run folder (metrics.json, pictures, TensorBoard) is the
 one a user would get; ``--overrides`` adds settings to every run (data root, classifier).
+Every point is sampled at its run's ``temperature``; ``--temperature`` scores every snapshot and
+the end of training at another (the end then from ``last.ckpt`` instead of ``metrics.json``), so
+the same runs answer what a recipe's temperature buys.
 FID from 1,000 samples sits above the 10,000-sample value (FID is biased upwards in small
 samples): compare points of equal sample size.
 """
@@ -62,6 +66,7 @@ COLUMNS = (
     ("cond_acc", "cond acc", 3),
     ("copy_share_feature", "copies", 3),
     ("nn_ratio_feature", "NN ratio", 2),
+    ("temperature", "temperature", 2),
 )
 
 
@@ -84,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip-training",
         action="store_true",
         help="score the runs already in --out (of any budget) and redraw",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sample every point at this temperature (default: each run's own)",
     )
     return parser.parse_args(argv)
 
@@ -121,12 +132,13 @@ def train(recipe: str, seed: int, args: argparse.Namespace, run_dir: Path) -> fl
 class Scorer:
     """One metric suite per (classifier, data) config; every snapshot of every run shares it."""
 
-    def __init__(self) -> None:
+    def __init__(self, temperature: float | None = None) -> None:
         self.suites: dict[str, Any] = {}
         self.floor: dict[str, float] | None = None
+        self.temperature = temperature
 
     def score(self, ckpt: Path, samples: int) -> dict[str, Any]:
-        generator, config = load_generator(ckpt, use_ema=True)
+        generator, config = load_generator(ckpt, use_ema=True, temperature=self.temperature)
         key = json.dumps([config["metrics"]["classifier_ckpt"], config["data"]], sort_keys=True)
         if key not in self.suites:
             from hydra.utils import instantiate
@@ -147,6 +159,7 @@ class Scorer:
         add_generated(suite, generator, samples, batch_size=500, seed=0)
         values = suite.compute()
         values["epoch"] = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]
+        values["temperature"] = generator.temperature
         return values
 
 
@@ -180,6 +193,11 @@ def score_run(run_dir: Path, args: argparse.Namespace, scorer: Scorer) -> list[d
             "in --overrides."
         )
     final = json.loads(metrics.read_text())
+    if args.temperature is not None:  # metrics.json holds the run's own temperature's figures
+        final = scorer.score(run_dir / "checkpoints" / "last.ckpt", final["num_fake"])
+    else:
+        config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        final["temperature"] = config.get("temperature", 1.0)
     rows.append(
         {"minute": training_minutes(run_dir), "samples": final["num_fake"], "final": True, **final}
     )
@@ -282,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
             recipe, seed = run_dir.name.rsplit("_seed", 1)
             seconds = train(recipe, int(seed), args, run_dir)
             print(f"trained {name} in {seconds:.0f} s", flush=True)
-    scorer = Scorer()
+    scorer = Scorer(args.temperature)
     results = {name: score_run(run_dir, args, scorer) for name, run_dir in runs.items()}
     table = markdown(results, scorer.floor)
     (args.out / "quality_curve.md").write_text(table)

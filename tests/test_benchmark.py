@@ -118,6 +118,18 @@ def test_quality_curve_trains_scores_and_draws_in_seconds(
         assert rows[0]["samples"] == 80 if minutes[0] == 0.02 else 60
         assert all("copy_share_feature" in row and row["fid"] > 0 for row in rows)
     assert "cond_acc" in report["runs"]["best_conditional (seed 42)"][-1]
+    # Each point at its recipe's own temperature (conf/experiment/*.yaml).
+    own = {name: {row["temperature"] for row in rows} for name, rows in report["runs"].items()}
+    assert own == {"seed004 (seed 42)": {1.0}, "best_conditional (seed 42)": {1.1}}
+
+    # The same runs at another temperature: every point, the end of training included.
+    rescore = [*command[:2], "--skip-training", "--temperature", "1.3", *command[2:]]
+    run = subprocess.run(rescore, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    hotter = json.loads((out / "quality_curve.json").read_text())
+    for name, rows in hotter["runs"].items():
+        assert all(row["temperature"] == 1.3 for row in rows), name
+        assert rows[-1]["fid"] != report["runs"][name][-1]["fid"], name
     assert report["real_floor"]["num_fake"] == 256
 
 
