@@ -253,8 +253,9 @@ def plot(
             axis.plot(
                 [row["minute"] for row in large],
                 [row[key] for row in large],
-                "s",
+                "s-",
                 ms=7,
+                lw=1,
                 mfc="none",
                 color=color,
             )
