@@ -181,9 +181,13 @@ def cached_generator(
     """``sample`` and ``evaluate`` get copies of ``cgan_generator`` instead of loading it again."""
 
     def load(
-        path: str | Path, use_ema: bool = True, trusted_networks: tuple[str, ...] = ()
+        path: str | Path,
+        use_ema: bool = True,
+        trusted_networks: tuple[str, ...] = (),
+        temperature: float | None = None,
     ) -> tuple[nn.Module, dict[str, Any]]:
         assert Path(path) == cgan_ckpt and use_ema and trusted_networks == ()
+        assert temperature is None  # the run's own
         return copy.deepcopy(cgan_generator[0]), cgan_generator[1]
 
     monkeypatch.setattr(sample_module, "load_generator", load)

@@ -45,19 +45,22 @@ def dcgan_ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_mnist_root: Path) 
 
 @pytest.fixture(scope="module")
 def loaded() -> Callable[..., tuple[torch.nn.Module, dict[str, Any]]]:
-    """``load_generator`` run once per (checkpoint, use_ema), handing out copies.
+    """``load_generator`` run once per (checkpoint, use_ema, temperature), handing out copies.
 
     Loading recomputes BatchNorm statistics on 4,096 noise images, seconds on a CPU; the
     real loader still runs in the CLI test.
     """
-    cache: dict[tuple[Path, bool], tuple[torch.nn.Module, dict[str, Any]]] = {}
+    cache: dict[tuple[Path, bool, float | None], tuple[torch.nn.Module, dict[str, Any]]] = {}
 
     def load(
-        path: Path, use_ema: bool = True, trusted_networks: tuple[str, ...] = ()
+        path: Path,
+        use_ema: bool = True,
+        trusted_networks: tuple[str, ...] = (),
+        temperature: float | None = None,
     ) -> tuple[torch.nn.Module, dict[str, Any]]:
-        key = (Path(path), use_ema)
+        key = (Path(path), use_ema, temperature)
         if key not in cache:
-            cache[key] = load_generator(path, use_ema, trusted_networks)
+            cache[key] = load_generator(path, use_ema, trusted_networks, temperature)
         generator, config = cache[key]
         return copy.deepcopy(generator), config
 
