@@ -47,6 +47,17 @@ def test_the_entry_that_picks_a_cluster_keeps_its_value() -> None:
     assert torch.equal(generator.cluster_of(hot), generator.cluster_of(as_trained))
 
 
+def test_batchnorm_right_after_a_latent_only_layer_undoes_the_temperature() -> None:
+    """What docs/sampling.md says: the statistics are taken at the copy's own temperature."""
+    torch.manual_seed(0)
+    generator = CGANGenerator(num_classes=0)  # Linear(z) -> BatchNorm first
+    as_trained, hotter = sampling_copy(generator), sampling_copy(generator, temperature=1.5)
+    assert not torch.equal(draw(as_trained, 16), draw(hotter, 16))
+    torch.testing.assert_close(
+        as_trained(draw(as_trained, 16)), hotter(draw(hotter, 16)), atol=1e-4, rtol=0
+    )
+
+
 def test_training_draws_the_prior_and_everything_seen_draws_the_temperature(
     compose_train: Callable[[list[str]], DictConfig],
 ) -> None:

@@ -9,7 +9,8 @@ A sampling copy of a generator (:func:`gan_lightning.gan.ema.sampling_copy`) may
 ``temperature`` (the ``temperature`` key of a run, of ``sample`` and of ``evaluate``): its latents
 are the prior's scaled by it, as Glow's and BigGAN's samplers trade variety against fidelity.
 Averaged generators draw a narrower spread than the data's, and a temperature a little above 1
-widens it back; the generator being trained never has one, so training sees the prior as is.
+widens it back (docs/sampling.md measures it); the generator being trained never has one, so
+training sees the prior as is.
 """
 
 from __future__ import annotations
