@@ -147,6 +147,7 @@ def test_hyperparameters_and_their_metrics(server: Server) -> None:
     experiment = server.json("/data/plugin/hparams/experiment", {"experimentName": ""})
     hparams = {info["name"] for info in experiment["hparamInfos"]}
     assert {"model.name", "optim.g.lr", "optim.d.lr", "loss._target_", "seed"} <= hparams
+    assert "temperature" in hparams  # the metrics depend on it
     declared = [info["name"]["tag"] for info in experiment["metricInfos"]]
     assert {"metrics/fid", "metrics/is", *METRICS} <= set(declared)
 

@@ -106,4 +106,5 @@ class RunSummary(pl.Callback):
         if logger is not None:
             params = flatten({k: config[k] for k in HPARAM_GROUPS if k in config})
             params["seed"] = config.get("seed")
+            params["temperature"] = config.get("temperature", 1.0)  # every metric depends on it
             write_hparams(logger, params, self.metric_names)
