@@ -159,7 +159,7 @@ class Scorer:
         add_generated(suite, generator, samples, batch_size=500, seed=0)
         values = suite.compute()
         values["epoch"] = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]
-        values["temperature"] = generator.temperature
+        values["temperature"] = generator.sampling_temperature
         return values
 
 

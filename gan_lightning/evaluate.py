@@ -220,7 +220,7 @@ def score_run(
         "run": run_name(ckpt, root),
         "ckpt_path": str(ckpt),
         "model": run_config["model"].get("name"),
-        "temperature": generator.temperature,
+        "temperature": generator.sampling_temperature,
     }
     suite.reset_fake()
     add_generated(suite, generator, cfg.num_samples, batch_size=cfg.batch_size, seed=cfg.seed)

@@ -149,8 +149,8 @@ def sample(cfg: DictConfig) -> Path:
     generator, run_config = load_generator(ckpt_path, cfg.use_ema, trusted, temperature)
     generator.to(device)
     metadata = {}
-    if generator.temperature != 1.0:  # the run's own, or the command's temperature=
-        metadata["temperature"] = generator.temperature
+    if generator.sampling_temperature != 1.0:  # the run's own, or the command's temperature=
+        metadata["temperature"] = generator.sampling_temperature
     if cfg.mode == "samples":
         if discriminator is None:
             images, labels = draw_samples(

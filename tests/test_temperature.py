@@ -69,7 +69,7 @@ def test_training_draws_the_prior_and_everything_seen_draws_the_temperature(
     torch.manual_seed(0)
     assert torch.equal(trained_on, torch.randn(8, module.generator.latent_dim))
     sampler = module.sampling_generator()
-    assert sampler.temperature == 1.25
+    assert sampler.sampling_temperature == 1.25
     assert torch.equal(draw(sampler), draw(module.generator) * 1.25)
 
 
@@ -82,14 +82,14 @@ def warm_ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_mnist_root: Path) -
 def test_a_checkpoint_is_sampled_at_its_runs_temperature_unless_told(
     warm_ckpt: Path, tmp_path: Path
 ) -> None:
-    assert load_generator(warm_ckpt)[0].temperature == 1.2
-    assert load_generator(warm_ckpt, temperature=1.0)[0].temperature == 1.0
+    assert load_generator(warm_ckpt)[0].sampling_temperature == 1.2
+    assert load_generator(warm_ckpt, temperature=1.0)[0].sampling_temperature == 1.0
     # A run from before the key existed was sampled at the prior's scale, and still is.
     checkpoint = load_checkpoint(warm_ckpt)
     del checkpoint["run_config"]["temperature"]
     older = tmp_path / "older.ckpt"
     torch.save(checkpoint, older)
-    assert load_generator(older)[0].temperature == 1.0
+    assert load_generator(older)[0].sampling_temperature == 1.0
 
 
 def test_sample_writes_the_images_of_the_temperature_asked_for(

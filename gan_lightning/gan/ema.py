@@ -108,7 +108,7 @@ def sampling_copy(
     replays the same random stream as an uninterrupted one.
     """
     sampler = copy.deepcopy(generator).requires_grad_(False)
-    sampler.temperature = temperature
+    sampler.sampling_temperature = temperature
     if not has_batchnorm(sampler):
         return sampler.eval()
     device = next(sampler.parameters()).device

@@ -5,9 +5,10 @@ command all draw latents through :func:`sample_latents`, which reads the prior o
 itself (``model.latent_prior``). A generator trained on one prior and sampled from another
 draws garbage, and the prior travels with the network (and its saved config) this way.
 
-A sampling copy of a generator (:func:`gan_lightning.gan.ema.sampling_copy`) may also carry a
-``temperature`` (the ``temperature`` key of a run, of ``sample`` and of ``evaluate``): its latents
-are the prior's scaled by it, as Glow's and BigGAN's samplers trade variety against fidelity.
+A sampling copy of a generator (:func:`gan_lightning.gan.ema.sampling_copy`) also carries a
+``sampling_temperature`` (the ``temperature`` key of a run, of ``sample`` and of ``evaluate``;
+named apart from any ``temperature`` a user's network may hold): its latents are the prior's
+scaled by it, as Glow's and BigGAN's samplers trade variety against fidelity.
 Averaged generators draw a narrower spread than the data's, and a temperature a little above 1
 widens it back (docs/sampling.md measures it); the generator being trained never has one, so
 training sees the prior as is.
@@ -57,13 +58,13 @@ def sample_latents(
 
 
 def temper(generator: nn.Module, z: Tensor) -> Tensor:
-    """``z`` scaled by ``generator``'s sampling ``temperature`` (none: ``z`` itself).
+    """``z`` scaled by ``generator``'s ``sampling_temperature`` (none: ``z`` itself).
 
     The leading ``choice_entries`` of a latent pick something discrete through the prior's CDF
     (a cluster, ``model.clusters``) and keep their value: scaled, they would pick the clusters
     at both ends of the CDF more often than the training images hold them.
     """
-    temperature = getattr(generator, "temperature", 1.0)
+    temperature = getattr(generator, "sampling_temperature", 1.0)
     if temperature == 1.0:
         return z
     kept = getattr(generator, "choice_entries", 0)
