@@ -75,8 +75,11 @@ def test_training_draws_the_prior_and_everything_seen_draws_the_temperature(
 
 @pytest.fixture(scope="module")
 def warm_ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_mnist_root: Path) -> Path:
+    """``best``'s network: with clusters, a temperature changes the images (without, BatchNorm
+    after the latent-only first layer undoes it, as the test above shows)."""
     folder = tmp_path_factory.mktemp("warm")
-    return make_checkpoint(folder, tiny_mnist_root, ["model=dcgan28", "temperature=1.2"])
+    overrides = ["model=dcgan28", "model.clusters=4", "temperature=1.2"]
+    return make_checkpoint(folder, tiny_mnist_root, overrides)
 
 
 def test_a_checkpoint_is_sampled_at_its_runs_temperature_unless_told(
@@ -104,7 +107,10 @@ def test_sample_writes_the_images_of_the_temperature_asked_for(
 
     own, as_trained = written(), written("temperature=1.0")
     assert own["temperature"] == pytest.approx(1.2) and "temperature" not in as_trained
-    assert not np.array_equal(own["images"], as_trained["images"])
+    # More than a pixel rounded the other way (all a latent-only first layer under BatchNorm
+    # would show) after two training batches.
+    change = np.abs(own["images"].astype(int) - as_trained["images"].astype(int))
+    assert change.max() > 2
 
 
 @pytest.mark.parametrize("value", [0, -1.0, "hot", True])
