@@ -1,8 +1,8 @@
 """The quality levers of issue 27 and the training-health scalars: each changes what it should.
 
-Top-k G updates, R1/R2 (lazy or not), LeCam, MSGAN's mode-seeking term, the adaptive translation
-controller, the relativistic pairing loss and the schedules on the clock are checked against
-hand computations on tiny tensors; a short fit checks that they compose and that the health
+Top-k G updates, R1/R2 (lazy or not), LeCam, bCR, MSGAN's mode-seeking term, the adaptive
+translation controller, the relativistic pairing loss and the schedules on the clock are checked
+against hand computations on tiny tensors; a short fit checks that they compose and that the health
 scalars reach TensorBoard. No quality figure is asserted here (benchmarks/quality_curve.py
 measures those).
 """
@@ -25,7 +25,7 @@ from gan_lightning.errors import ConfigError
 from gan_lightning.gan import health
 from gan_lightning.gan.augment import BACKGROUND, AdaptiveTranslation
 from gan_lightning.gan.losses import LeastSquaresLoss, NonSaturatingLoss, RelativisticLoss
-from gan_lightning.gan.regularizers import DiscriminatorPenalties, LeCam
+from gan_lightning.gan.regularizers import DiscriminatorPenalties, LeCam, consistency_penalty
 from gan_lightning.gan.schedules import scale_learning_rates_, training_progress
 from gan_lightning.gan.tricks import TopK, Tricks, mode_seeking_loss, top_k_indices
 from gan_lightning.pictures import read_scalars
@@ -127,6 +127,46 @@ def test_r2_reaches_the_discriminators_weights() -> None:
     )
     terms["r2"].backward()
     torch.testing.assert_close(critic.w.grad, critic.w.detach())  # d/dw (0.5 ||w||^2) = w
+
+
+# ------------------------------------------------------------------ bCR
+def _ink_square() -> torch.Tensor:
+    """Two 28x28 images, background except a 4x4 square of ink in the middle."""
+    images = torch.full((2, 1, 28, 28), BACKGROUND)
+    images[:, :, 12:16, 12:16] = 1.0
+    return images
+
+
+def test_consistency_is_zero_for_a_d_blind_to_where_the_digit_sits() -> None:
+    class InkCounter(nn.Module):  # the same logit wherever the ink is
+        def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            return images.flatten(1).sum(dim=1)
+
+    images = _ink_square()
+    logits = InkCounter()(images)
+    assert consistency_penalty(InkCounter(), images, logits, None, max_shift=2).item() == 0.0
+
+
+def test_consistency_is_the_squared_change_of_the_logit_under_a_shift_by_hand() -> None:
+    critic = LinearCritic(28 * 28)  # weighs every pixel differently: position matters
+    images = _ink_square()
+    logits = critic(images)
+    torch.manual_seed(0)
+    penalty = consistency_penalty(critic, images, logits, None, max_shift=2)
+    torch.manual_seed(0)  # the same shifts, done by hand with torch.roll (the ink stays inside)
+    shift_y = torch.randint(-2, 3, (2, 1, 1))
+    shift_x = torch.randint(-2, 3, (2, 1, 1))
+    shifted = torch.stack(
+        [
+            torch.roll(image, (int(y), int(x)), dims=(1, 2))
+            for image, y, x in zip(images, shift_y.flatten(), shift_x.flatten(), strict=True)
+        ]
+    )
+    expected = (critic(shifted) - logits).square().mean()
+    torch.testing.assert_close(penalty, expected)
+    assert penalty.item() > 0  # the seed draws at least one non-zero shift here
+    penalty.backward()  # both logits carry gradients into D
+    assert critic.w.grad is not None and critic.w.grad.abs().sum() > 0
 
 
 # ------------------------------------------------------------------ LeCam
@@ -239,6 +279,8 @@ def test_cosine_decay_on_the_clock_keeps_its_base_through_a_resume() -> None:
         ({"r2_gamma": "big"}, "tricks.r2_gamma='big'"),
         ({"lr_decay_to": 1.5}, "tricks.lr_decay_to=1.5"),
         ({"mode_seeking": -1}, "tricks.mode_seeking=-1"),
+        ({"consistency": {"weight": -1}}, "tricks.consistency.weight=-1"),
+        ({"consistency": {"max_shift": 0}}, "tricks.consistency.max_shift=0"),
         ({"reg_every": 4}, "tricks.reg_every=4 spaces out R1/R2, but both are off"),
     ],
 )
@@ -303,6 +345,7 @@ def test_every_lever_composes_and_the_health_scalars_reach_tensorboard(
             "tricks.ada.interval=2",
             "tricks.lr_decay_to=0.25",
             "tricks.mode_seeking=1.0",
+            "tricks.consistency.weight=10",
         ]
     )
     module = build_gan_module(cfg)
@@ -323,6 +366,7 @@ def test_every_lever_composes_and_the_health_scalars_reach_tensorboard(
         "loss/d/r1_epoch",
         "loss/d/r2_epoch",
         "loss/d/lecam_epoch",
+        "loss/d/consistency_epoch",
         "loss/g/mode_seeking_epoch",
     } <= set(scalars)
     assert module.progress == pytest.approx(1.0, abs=0.2)  # one epoch of max_epochs=1

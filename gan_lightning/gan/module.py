@@ -43,7 +43,7 @@ from gan_lightning.gan.augment import AdaptiveTranslation, diff_augment
 from gan_lightning.gan.clusters import ImageClusters
 from gan_lightning.gan.guard import NonFiniteGuard
 from gan_lightning.gan.losses import GANLoss
-from gan_lightning.gan.regularizers import DiscriminatorPenalties, LeCam
+from gan_lightning.gan.regularizers import DiscriminatorPenalties, LeCam, consistency_penalty
 from gan_lightning.gan.running_means import RunningMeans
 from gan_lightning.gan.schedules import scale_learning_rates_, training_progress
 from gan_lightning.gan.tricks import (
@@ -301,6 +301,16 @@ class GANModule(pl.LightningModule):
             )
             if self.lecam is not None:
                 terms["lecam"] = self.tricks.lecam.weight * self.lecam(real_logits, fake_logits)
+            consistency = self.tricks.consistency
+            if consistency.weight > 0:
+                terms["consistency"] = consistency.weight * (
+                    consistency_penalty(
+                        self.discriminator, real_in, real_logits, real_labels, consistency.max_shift
+                    )
+                    + consistency_penalty(
+                        self.discriminator, fake_in, fake_logits, fake_labels, consistency.max_shift
+                    )
+                )
             loss = torch.stack(list(terms.values())).sum()
             grad_norm = self._optimize(opt_d, loss, "discriminator")
         real_logits, fake_logits = real_logits.detach(), fake_logits.detach()

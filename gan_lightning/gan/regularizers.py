@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gan_lightning.gan.augment import shift
+
 
 def wgan_gradient_penalty(
     discriminator: nn.Module, real: Tensor, fake: Tensor, labels: Tensor | None = None
@@ -34,6 +36,23 @@ def r1_penalty(real_logits: Tensor, real_inputs: Tensor) -> Tensor:
     """
     (grad,) = torch.autograd.grad(real_logits.sum(), real_inputs, create_graph=True)
     return grad.flatten(1).square().sum(dim=1).mean()
+
+
+def consistency_penalty(
+    discriminator: nn.Module,
+    inputs: Tensor,
+    logits: Tensor,
+    labels: Tensor | None,
+    max_shift: int,
+) -> Tensor:
+    """bCR's term for one side (Zhao et al. 2021): the mean squared change of D's logit when
+    each of its ``inputs`` (which gave ``logits``) is shifted by up to ``max_shift`` pixels.
+
+    Both logits carry gradients, as in the paper: D is pulled towards agreeing with itself,
+    not towards its verdict on the unshifted image.
+    """
+    shifted = shift(inputs, max_shift, max_shift)
+    return (discriminator(shifted, labels).float() - logits).square().mean()
 
 
 class LeCam(nn.Module):

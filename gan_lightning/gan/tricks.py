@@ -94,6 +94,20 @@ class LeCam:
 
 
 @dataclass(frozen=True)
+class Consistency:
+    """Balanced consistency regularization (bCR; Zhao et al., AAAI 2021) against a D that
+    judges where a digit sits rather than what it looks like.
+
+    D's loss gains ``weight`` times the squared change of its logit when each real and each
+    fake image is shifted by up to ``max_shift`` pixels. Unlike augmenting D's inputs, D never
+    learns from shifted images as such, so no shift can leak into G's samples.
+    """
+
+    weight: float = 0.0  # 0 = off; the paper's 10 (on each of reals and fakes)
+    max_shift: int = 2  # largest shift in pixels, filled with the background
+
+
+@dataclass(frozen=True)
 class AdaptiveAugment:
     """StyleGAN2-ADA's controller over one augmentation: translation of up to a few pixels.
 
@@ -133,6 +147,7 @@ class Tricks:
     ada: AdaptiveAugment = field(default_factory=AdaptiveAugment)
     lr_decay_to: float | None = None
     mode_seeking: float = 0.0
+    consistency: Consistency = field(default_factory=Consistency)
 
     def lr_factor_at(self, progress: float) -> float:
         """Cosine decay of both learning rates over the run to ``lr_decay_to`` of the start.
@@ -212,6 +227,7 @@ _NESTED: dict[str, type] = {
     "top_k": TopK,
     "lecam": LeCam,
     "ada": AdaptiveAugment,
+    "consistency": Consistency,
 }
 
 
@@ -296,6 +312,8 @@ RULES: tuple[Rule, ...] = (
     Rule("tricks.ada.interval", int_at_least(1), "an integer >= 1, e.g. 4"),
     Rule("tricks.ada.max_shift", int_at_least(1), "an integer >= 1 (pixels), e.g. 3"),
     Rule("tricks.mode_seeking", number_in(0), "a number >= 0 (MSGAN: 1)"),
+    Rule("tricks.consistency.weight", number_in(0), "a number >= 0 (bCR: 10)"),
+    Rule("tricks.consistency.max_shift", int_at_least(1), "an integer >= 1 (pixels), e.g. 2"),
     Rule(
         "tricks.lr_decay_to",
         null_or(number_in(0, 1)),
