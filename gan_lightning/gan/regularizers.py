@@ -3,8 +3,9 @@
 They take D itself (not just its logits) because they differentiate through it.
 :class:`DiscriminatorPenalties` is the one call the training step makes: it returns every
 enabled penalty, weighted, under its own name, so D's loss is the sum of its terms and each term
-shows up in TensorBoard (``loss/d/gp``, ``loss/d/r1``, ``loss/d/r2``). :class:`LeCam` needs only
-D's outputs, but it keeps running means, so it is a module whose buffers travel in the
+shows up in TensorBoard (``loss/d/gp``, ``loss/d/r1``, ``loss/d/r2``). Two more regularize
+D's outputs rather than its gradients: :func:`consistency_penalty` (bCR) runs D again on shifted
+inputs, and :class:`LeCam` keeps running means, so it is a module whose buffers travel in the
 checkpoint.
 """
 

@@ -99,8 +99,8 @@ class Consistency:
     judges where a digit sits rather than what it looks like.
 
     D's loss gains ``weight`` times the squared change of its logit when each real and each
-    fake image is shifted by up to ``max_shift`` pixels. Unlike augmenting D's inputs, D never
-    learns from shifted images as such, so no shift can leak into G's samples.
+    fake image is shifted by up to ``max_shift`` pixels. Unlike augmenting D's inputs, D is never
+    told that a shifted real image is real, so G gains nothing by drawing shifted digits.
     """
 
     weight: float = 0.0  # 0 = off; the paper's 10 (on each of reals and fakes)
