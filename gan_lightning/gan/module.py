@@ -302,14 +302,11 @@ class GANModule(pl.LightningModule):
             if self.lecam is not None:
                 terms["lecam"] = self.tricks.lecam.weight * self.lecam(real_logits, fake_logits)
             consistency = self.tricks.consistency
-            if consistency.weight > 0:
-                terms["consistency"] = consistency.weight * (
-                    consistency_penalty(
-                        self.discriminator, real_in, real_logits, real_labels, consistency.max_shift
-                    )
-                    + consistency_penalty(
-                        self.discriminator, fake_in, fake_logits, fake_labels, consistency.max_shift
-                    )
+            if consistency.weight > 0:  # bCR: on the reals and on the fakes alike
+                sides = ((real_in, real_logits, real_labels), (fake_in, fake_logits, fake_labels))
+                terms["consistency"] = consistency.weight * sum(
+                    consistency_penalty(self.discriminator, *side, consistency.max_shift)
+                    for side in sides
                 )
             loss = torch.stack(list(terms.values())).sum()
             grad_norm = self._optimize(opt_d, loss, "discriminator")
