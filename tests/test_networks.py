@@ -161,6 +161,32 @@ def test_cgan_discriminator_minibatch_std_shows_it_the_spread_of_the_batch() -> 
         CGANDiscriminator(minibatch_std=4)
 
 
+def test_cgan_widths_set_every_stage_and_the_projection() -> None:
+    gen = CGANGenerator(num_classes=0, clusters=30, width=48)
+    disc = CGANDiscriminator(num_classes=0, clusters=30, width=48)
+    convs = [m for m in gen.net if isinstance(m, nn.ConvTranspose2d | nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(96, 96), (96, 48), (48, 1)]
+    assert gen.net[0].out_features == 96 * 7 * 7
+    d_convs = [m for m in disc.features if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in d_convs] == [48, 96, 192, 384]
+    # The logit and the cluster projection read the widened features.
+    assert disc.feature_dim == 384 * 4 * 4 == disc.linear.in_features
+    assert disc.embed is not None and disc.embed.weight.shape == (30, 384 * 4 * 4)
+    z = torch.randn(BATCH, 100)
+    images = gen(z)
+    assert images.shape == (BATCH, 1, 28, 28)
+    assert disc(images, gen.cluster_of(z)).shape == (BATCH,)
+
+
+@pytest.mark.parametrize(
+    ("network", "key"),
+    [(CGANGenerator, "model.generator.width"), (CGANDiscriminator, "model.discriminator.width")],
+)
+def test_cgan_width_refuses_a_non_positive_count_by_its_key(network: type, key: str) -> None:
+    with pytest.raises(ValueError, match=rf"{key}=0 is not allowed; it must be an integer >= 1"):
+        network(width=0)
+
+
 @pytest.mark.parametrize("size", [28, 32])
 def test_classifier_shapes(size: int) -> None:
     clf = MNISTClassifier().eval()

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from gan_lightning.errors import ConfigError
 from gan_lightning.networks.latents import check_latent_prior
 from gan_lightning.networks.layers import MinibatchStdDev, Reshape, block, require_labels
-from gan_lightning.rules import Rule, is_bool, one_of, refuse_broken
+from gan_lightning.rules import Rule, int_at_least, is_bool, one_of, refuse_broken
 
 CONDITIONING = ("none", "projection")
 
@@ -30,8 +30,14 @@ class CGANGenerator(nn.Module):
     A conditional generator chooses among its label's own K clusters (one-hot over all
     ``num_classes * K``, which also names the class). The choice lives in z, so everything that
     samples a generator draws plain latents (and labels) and gets training's proportions.
+
+    ``width`` is the channel count at full resolution (seed 000's 64); the 7x7 and 14x14
+    stages carry twice as many.
     """
 
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule("model.generator.width", int_at_least(1), "an integer >= 1"),
+    )
     image_size = 28
     cluster_shares: Tensor
 
@@ -42,7 +48,9 @@ class CGANGenerator(nn.Module):
         latent_prior: str = "gaussian",
         channels: int = 1,
         clusters: int = 0,
+        width: int = 64,
     ) -> None:
+        refuse_broken(self.RULES, {"model.generator.width": width})
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
@@ -54,16 +62,17 @@ class CGANGenerator(nn.Module):
         conditions = max(num_classes, 1) * clusters if clusters else num_classes
         if clusters:  # only then: checkpoints of the plain networks hold no such buffer
             self.register_buffer("cluster_shares", torch.full((conditions,), 1.0 / clusters))
+        wide = 2 * width
         self.net = nn.Sequential(
             *block(
-                nn.Linear(conditions + latent_dim, 128 * 7 * 7),
+                nn.Linear(conditions + latent_dim, wide * 7 * 7),
                 nn.LeakyReLU(0.2),
                 batch_norm=True,
             ),
-            Reshape(128, 7, 7),
-            *block(nn.ConvTranspose2d(128, 128, 4, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
-            *block(nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
-            nn.Conv2d(64, channels, 3, 1, 1),
+            Reshape(wide, 7, 7),
+            *block(nn.ConvTranspose2d(wide, wide, 4, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
+            *block(nn.ConvTranspose2d(wide, width, 4, 2, 1), nn.LeakyReLU(0.2), batch_norm=True),
+            nn.Conv2d(width, channels, 3, 1, 1),
             nn.Tanh(),
         )
 
@@ -110,14 +119,15 @@ class CGANDiscriminator(nn.Module):
     images (:mod:`gan_lightning.gan.clusters`): ``labels`` are then each image's cluster. For an
     unconditional pair ``conditioning`` (which is about classes) stays ``none``; a conditional
     one with ``projection`` judges against its classes' ``num_classes * K`` clusters instead.
+    ``width`` is the first conv's channel count (seed 000's 32), doubled by each conv after it.
     """
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule("model.discriminator.conditioning", one_of(CONDITIONING), " or ".join(CONDITIONING)),
         Rule("model.discriminator.minibatch_std", is_bool, "true or false"),
+        Rule("model.discriminator.width", int_at_least(1), "an integer >= 1"),
     )
     image_size = 28
-    feature_dim = 256 * 4 * 4
 
     def __init__(
         self,
@@ -127,6 +137,7 @@ class CGANDiscriminator(nn.Module):
         channels: int = 1,
         minibatch_std: bool = False,
         clusters: int = 0,
+        width: int = 32,
     ) -> None:
         if clusters and conditioning != ("projection" if num_classes else "none"):
             raise ConfigError(
@@ -141,24 +152,27 @@ class CGANDiscriminator(nn.Module):
             {
                 "model.discriminator.conditioning": conditioning,
                 "model.discriminator.minibatch_std": minibatch_std,
+                "model.discriminator.width": width,
             },
         )
         super().__init__()
         self.num_classes = num_classes
         self.conditioning = conditioning
         self.clusters = clusters
+        w = width
         self.features = nn.Sequential(
-            *block(nn.Conv2d(channels, 32, 3, 2, 1), nn.LeakyReLU(0.2)),
-            *block(nn.Conv2d(32, 64, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
-            *block(nn.Conv2d(64, 128, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
+            *block(nn.Conv2d(channels, w, 3, 2, 1), nn.LeakyReLU(0.2)),
+            *block(nn.Conv2d(w, 2 * w, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
+            *block(nn.Conv2d(2 * w, 4 * w, 3, 2, 1), nn.LeakyReLU(0.2), batch_norm=batch_norm),
             *([MinibatchStdDev()] if minibatch_std else []),
             *block(
-                nn.Conv2d(128 + int(minibatch_std), 256, 3, 1, 1),
+                nn.Conv2d(4 * w + int(minibatch_std), 8 * w, 3, 1, 1),
                 nn.LeakyReLU(0.2),
                 batch_norm=batch_norm,
             ),
             nn.Flatten(),
         )
+        self.feature_dim = 8 * w * 4 * 4
         self.linear = nn.Linear(self.feature_dim, 1)
         self.embed: nn.Embedding | None = None
         if clusters:
