@@ -15,11 +15,15 @@ install: $(STAMP) ## create .venv and install the package with its dev tools
 train: $(STAMP) ## train the default GAN (seed 001's DCGAN); pass overrides as ARGS="model=mlp ..."
 	$(PYTHON) -m gan_lightning.train $(ARGS)
 
+# pytest-xdist: one worker per core (conftest.py splits torch's threads among them);
+# TEST_WORKERS=0 runs everything in this one process (pdb, print debugging).
+TEST_WORKERS ?= auto
+
 test: $(STAMP) ## the whole test suite, the real-data tests included when the data is there
-	$(PYTHON) -m pytest $(ARGS)
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 test-fast: $(STAMP) ## skip the slow real-data tests
-	$(PYTHON) -m pytest -m "not slow" $(ARGS)
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) -m "not slow" $(ARGS)
 
 notebooks: $(STAMP) ## open notebooks/ in JupyterLab (dev installs the notebooks extra)
 	$(VENV)/bin/jupyter lab notebooks/

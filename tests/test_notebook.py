@@ -142,7 +142,7 @@ def test_make_test_installs_what_the_notebook_tests_need() -> None:
     assert extra, "pyproject.toml has no `notebooks` extra"
     for package in ("jupyterlab", "ipykernel", "nbclient", "pandas"):
         assert f'"{package}>=' in extra.group(1), package
-    dev = re.search(r"^dev = \[(.*)\]$", pyproject, flags=re.M)
+    dev = re.search(r"^dev = \[(.*?)^\]", pyproject, flags=re.S | re.M)
     # `make test` installs .[dev], which pulls in this extra
     assert dev and re.search(r'"gan-lightning\[[^]]*\bnotebooks\b[^]]*\]"', dev.group(1))
 
