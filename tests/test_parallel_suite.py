@@ -6,11 +6,9 @@ import os
 import re
 from pathlib import Path
 
+import conftest
 import pytest
 import torch
-from conftest import pytest_configure
-
-from gan_lightning.sweeps.jobs import available_cores
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,23 +23,25 @@ def test_make_test_runs_one_worker_per_core_and_installs_xdist() -> None:
     assert dev and '"pytest-xdist>=' in dev.group(1)
 
 
-@pytest.mark.parametrize("workers", ["2", "64", "1", None])
+@pytest.mark.parametrize(
+    ("workers", "share"), [("2", 8), ("3", 5), ("64", 1), ("1", None), (None, None)]
+)
 def test_each_worker_gets_its_share_of_the_cores(
-    workers: str | None, monkeypatch: pytest.MonkeyPatch
+    workers: str | None, share: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads_before = torch.get_num_threads()
+    monkeypatch.setattr(conftest, "available_cores", lambda: 16)  # whatever this machine has
     monkeypatch.setenv("OMP_NUM_THREADS", "unchanged")
     if workers is None:  # not under xdist
         monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     else:
         monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", workers)
     try:
-        pytest_configure(None)  # type: ignore[arg-type]  # the config is not read
-        if workers in ("1", None):  # one process: torch keeps its threads
+        conftest.pytest_configure(None)  # type: ignore[arg-type]  # the config is not read
+        if share is None:  # one process: torch keeps its threads
             assert os.environ["OMP_NUM_THREADS"] == "unchanged"
             assert torch.get_num_threads() == threads_before
         else:
-            share = max(available_cores() // int(workers), 1)
             assert os.environ["OMP_NUM_THREADS"] == str(share)  # for the CLI runs tests start
             assert torch.get_num_threads() == share
     finally:
